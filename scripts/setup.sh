@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the tests, benchmarks and demo need on a fresh Debian/Ubuntu
+# machine (run as root), and only what is missing, so a second run is instant.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for tool in ip:iproute2 nft:nftables iptables:iptables conntrack:conntrack tcpdump:tcpdump socat:socat \
+  iperf3:iperf3 ps:procps setpriv:util-linux capsh:libcap2-bin unshare:util-linux; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
+done
+if ((${#need[@]})); then
+  echo "setup: installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# npm ci only when the installed tree does not match the lockfile.
+if [[ ! -f node_modules/.package-lock.json ]] || ! cmp -s <(sed -n '/"packages"/,$p' package-lock.json) \
+  <(sed -n '/"packages"/,$p' node_modules/.package-lock.json 2>/dev/null); then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,48 @@
+// The validated configuration shared by init and gateway. Built once from the
+// environment by parseConfig() and frozen; nothing else reads process.env.
+
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal";
+
+export interface ProbeTiming {
+  /** Period between two probes of one target, and each probe's own deadline. */
+  readonly intervalMs: number;
+  /** A group is ready while any target succeeded within this window. */
+  readonly timeoutMs: number;
+}
+
+export interface IcmpProbeConfig extends ProbeTiming {
+  /** IPv4 and IPv6 literals, in canonical textual form. */
+  readonly targets: readonly string[];
+}
+
+export interface HttpProbeConfig extends ProbeTiming {
+  readonly urls: readonly string[];
+  /** Opt-in (HTTP_PROBE_REQUIRE_SUCCESS): only 2xx/3xx count. Default false: any response counts. */
+  readonly requireSuccessStatus: boolean;
+}
+
+export interface HealthConfig {
+  /** 0 disables the health server. */
+  readonly port: number;
+  /** Explicit bind address (HEALTH_LISTEN_ADDRESS); otherwise the pod IPv4, else loopback. */
+  readonly listenAddress: string | undefined;
+  /** Staleness timeout of the DatastoreConnection component. */
+  readonly datastoreTimeoutMs: number;
+}
+
+export interface Config {
+  /** The pod's IPv4 address: the gateway's identity (VXLAN MAC, health bind). */
+  readonly podIPv4: string | undefined;
+  readonly podIPv6: string | undefined;
+  readonly vxlan: { readonly vni: number; readonly port: number };
+  readonly iptablesBackend: "auto" | "nft" | "legacy";
+  readonly dataplane: "auto" | "iptables" | "nftables";
+  readonly icmpProbe: IcmpProbeConfig;
+  readonly httpProbe: HttpProbeConfig;
+  readonly health: HealthConfig;
+  readonly logLevel: LogLevel;
+  /** DAEMON_SOCKET_PATH when set; discovery of the default paths belongs to the sync client. */
+  readonly daemonSocketPath: string | undefined;
+  /** How long the gateway keeps serving (503) after SIGTERM before it exits 0 (DRAIN_TIMEOUT). */
+  readonly drainMs: number;
+}
