@@ -53,7 +53,7 @@ export function renderMetrics(source: MetricsSource): string {
   forEachTarget(source, (labels, s) => m.sample("egress_gateway_probe_success", labels, s.up ? 1 : 0));
   m.family("egress_gateway_probe_duration_seconds", "gauge", "Duration of the target's last probe.");
   forEachTarget(source, (labels, s) =>
-    m.sample("egress_gateway_probe_duration_seconds", labels, s.lastDurationMs / 1000),
+    m.sample("egress_gateway_probe_duration_seconds", labels, Math.round(s.lastDurationMs * 1000) / 1e6),
   );
   m.family("egress_gateway_probes_total", "counter", "Probes completed, by result.");
   forEachTarget(source, (labels, s) => {

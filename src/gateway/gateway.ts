@@ -1,0 +1,134 @@
+// Wiring of the gateway process: readiness components, probe groups, the
+// health server and termination. Side effects come in through `deps`, so tests
+// can run a whole gateway in-process with a fake clock or fake probers.
+import type { Clock } from "../clock.js";
+import type { Config } from "../config/types.js";
+import { ProbeGroup, type Protocol, type TargetTransition } from "../probes/group.js";
+import type { Prober } from "../probes/types.js";
+import type { Logger } from "./log.js";
+import { renderMetrics } from "./metrics.js";
+import { formatMs, Readiness } from "./readiness.js";
+import { startHealthServer, type HealthServer } from "./server.js";
+
+export interface OwnedProber {
+  readonly probe: Prober;
+  close(): void;
+}
+
+export interface GatewayDeps {
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Opens the raw ICMP sockets; throws an Error with a `code` when it cannot. */
+  readonly createIcmpProber: () => OwnedProber;
+  readonly createHttpProber: (options: { requireSuccessStatus: boolean; deadlineMs: number }) => OwnedProber;
+}
+
+export interface Gateway {
+  readonly readiness: Readiness;
+  readonly server: HealthServer | undefined;
+  /** SIGTERM: readiness 503 at once; keeps serving and probing until stop(). */
+  terminate(): void;
+  /** Stops probes and the server; resolves when nothing is left running. */
+  stop(): Promise<void>;
+}
+
+/** Where the health server listens: explicit address, else the pod's IPv4, else its IPv6, else loopback. */
+export function healthHost(config: Config): string {
+  return config.health.listenAddress ?? config.podIPv4 ?? config.podIPv6 ?? "127.0.0.1";
+}
+
+export async function startGateway(config: Config, deps: GatewayDeps): Promise<Gateway> {
+  const { clock, log } = deps;
+  const readiness = new Readiness(clock);
+  const transitions = new Map<string, number>();
+  readiness.onTransition((t) => {
+    transitions.set(t.component, (transitions.get(t.component) ?? 0) + 1);
+    log[t.ready ? "info" : "warn"](
+      { component: t.component, ready: t.ready, detail: t.detail },
+      "readiness changed",
+    );
+  });
+
+  const groups: { protocol: Protocol; group: ProbeGroup; prober: OwnedProber }[] = [];
+  const onTargetTransition = (t: TargetTransition): void => {
+    const fields = { protocol: t.protocol, target: t.target, up: t.up, code: t.result.failure?.code };
+    if (t.up) log[t.first ? "debug" : "info"](fields, "probe target up");
+    else log.warn({ ...fields, detail: t.result.failure?.message }, "probe target down");
+  };
+
+  const { icmpProbe, httpProbe } = config;
+  if (icmpProbe.targets.length > 0) {
+    const component = readiness.register("ICMPProbes", {
+      timeoutMs: icmpProbe.timeoutMs,
+      staleDetail: `no target answered within ${formatMs(icmpProbe.timeoutMs)}`,
+    });
+    try {
+      const prober = deps.createIcmpProber();
+      const group = new ProbeGroup({
+        protocol: "icmp",
+        ...icmpProbe,
+        prober: prober.probe,
+        component,
+        clock,
+        onTargetTransition,
+      });
+      groups.push({ protocol: "icmp", group, prober });
+    } catch (error) {
+      // Without NET_RAW the gateway keeps serving with ICMPProbes not ready:
+      // a crash loop would hide the reason and take /readiness away.
+      const message = error instanceof Error ? error.message : String(error);
+      const code = (error as { code?: unknown }).code;
+      log.error({ component: "ICMPProbes", code }, `ICMP probes cannot run: ${message}`);
+      component.report(false, `cannot probe: ${message}`);
+    }
+  }
+  if (httpProbe.urls.length > 0) {
+    const component = readiness.register("HTTPProbes", {
+      timeoutMs: httpProbe.timeoutMs,
+      staleDetail: `no target answered within ${formatMs(httpProbe.timeoutMs)}`,
+    });
+    const prober = deps.createHttpProber({
+      requireSuccessStatus: httpProbe.requireSuccessStatus,
+      deadlineMs: httpProbe.intervalMs,
+    });
+    const group = new ProbeGroup({
+      protocol: "http",
+      targets: httpProbe.urls,
+      intervalMs: httpProbe.intervalMs,
+      timeoutMs: httpProbe.timeoutMs,
+      prober: prober.probe,
+      component,
+      clock,
+      onTargetTransition,
+    });
+    groups.push({ protocol: "http", group, prober });
+  }
+
+  const startTimeSeconds = Date.now() / 1000;
+  let server: HealthServer | undefined;
+  if (config.health.port !== 0) {
+    server = await startHealthServer({
+      host: healthHost(config),
+      port: config.health.port,
+      readiness: () => readiness.evaluate(),
+      metrics: () =>
+        renderMetrics({ groups, readiness: () => readiness.evaluate(), transitions, startTimeSeconds }),
+    });
+    log.info({ address: server.address }, "health server listening");
+  } else {
+    log.info("health server disabled (HEALTH_PORT=0)");
+  }
+  for (const { group } of groups) group.start();
+
+  return {
+    readiness,
+    server,
+    terminate: () => readiness.terminate(),
+    async stop() {
+      await Promise.all(groups.map(({ group }) => group.stop()));
+      for (const { prober } of groups) prober.close();
+      readiness.close();
+      await server?.close();
+    },
+  };
+}

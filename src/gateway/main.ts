@@ -1,0 +1,73 @@
+// Entry point of the gateway container (/start-gateway.sh execs this file).
+import { systemClock } from "../clock.js";
+import { loadConfigOrExit } from "../config/index.js";
+import { createHttpProber } from "../probes/http.js";
+import { createIcmpProber } from "../probes/icmp.js";
+import { startGateway, type Gateway } from "./gateway.js";
+import { createLogger, type Logger } from "./log.js";
+
+const config = loadConfigOrExit(process.env, { requirePodIp: false });
+const log = createLogger(config.logLevel);
+
+if (
+  config.podIPv4 === undefined &&
+  config.podIPv6 === undefined &&
+  config.health.listenAddress === undefined
+) {
+  log.warn(
+    "no EGRESS_POD_IP/EGRESS_POD_IPS: health server bound to loopback (fine for a local run, not in a pod)",
+  );
+}
+
+let gateway: Gateway;
+try {
+  gateway = await startGateway(config, {
+    clock: systemClock,
+    log,
+    createIcmpProber: () => createIcmpProber({ timeoutMs: config.icmpProbe.intervalMs }),
+    createHttpProber: (options) => ({ probe: createHttpProber(options), close: () => undefined }),
+  });
+} catch (error) {
+  exitOnStartFailure(log, error);
+}
+log.info({ drainMs: config.drainMs }, "gateway started");
+
+let terminating = false;
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.on(signal, () => {
+    if (terminating) {
+      log.warn({ signal }, "second termination signal: exiting without finishing the drain");
+      process.exit(signal === "SIGTERM" ? 143 : 130);
+    }
+    terminating = true;
+    gateway.terminate();
+    log.info({ signal, drainMs: config.drainMs }, "termination signal: readiness is 503, draining");
+    setTimeout(() => {
+      void gateway.stop().then(
+        () => {
+          log.info("drain complete, exiting");
+          process.exit(0);
+        },
+        (error: unknown) => {
+          log.error({ err: error }, "error while stopping");
+          process.exit(1);
+        },
+      );
+    }, config.drainMs);
+  });
+}
+
+function exitOnStartFailure(log: Logger, error: unknown): never {
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  const hint =
+    code === "EADDRINUSE"
+      ? "another process holds the port; choose another HEALTH_PORT"
+      : code === "EADDRNOTAVAIL"
+        ? "that address is not on this host; check EGRESS_POD_IP(S) or set HEALTH_LISTEN_ADDRESS"
+        : code === "EACCES"
+          ? "binding a port below 1024 needs CAP_NET_BIND_SERVICE; choose a HEALTH_PORT >= 1024"
+          : "see the message";
+  log.fatal({ code }, `cannot start: ${message} (${hint})`);
+  process.exit(1);
+}

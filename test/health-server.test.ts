@@ -1,0 +1,153 @@
+import assert from "node:assert/strict";
+import { request } from "node:http";
+import { describe, it } from "node:test";
+import { Readiness } from "../src/gateway/readiness.js";
+import { buildHealthApp, startHealthServer } from "../src/gateway/server.js";
+import { renderMetrics } from "../src/gateway/metrics.js";
+import { ProbeGroup } from "../src/probes/group.js";
+import { FakeClock } from "./helpers/fake-clock.js";
+
+function app() {
+  const clock = new FakeClock();
+  const readiness = new Readiness(clock);
+  const icmp = readiness.register("ICMPProbes", { timeoutMs: 15_000 });
+  const built = buildHealthApp({ readiness: () => readiness.evaluate(), metrics: () => "m 1\n" });
+  return { clock, readiness, icmp, app: built };
+}
+
+describe("health server routes", () => {
+  it("answers /readiness 503 with a text table while not ready, 200 once ready", async () => {
+    const { app: server, icmp } = app();
+    const notReady = await server.inject({ method: "GET", url: "/readiness" });
+    assert.equal(notReady.statusCode, 503);
+    assert.match(notReady.headers["content-type"] as string, /^text\/plain/);
+    assert.match(notReady.body, /^COMPONENT\s+TIMEOUT\s+READINESS\s+DETAIL\nICMPProbes\s+15s\s+not ready/);
+    icmp.report(true, "1 of 1 targets answering");
+    const ready = await server.inject({ method: "GET", url: "/readiness" });
+    assert.equal(ready.statusCode, 200);
+    assert.match(ready.body, /ICMPProbes\s+15s\s+ready\s+1 of 1 targets answering/);
+  });
+
+  it("answers HEAD /readiness with the status and no body", async () => {
+    const { app: server, icmp } = app();
+    assert.equal((await server.inject({ method: "HEAD", url: "/readiness" })).statusCode, 503);
+    icmp.report(true);
+    const head = await server.inject({ method: "HEAD", url: "/readiness" });
+    assert.equal(head.statusCode, 200);
+    assert.equal(head.body, "");
+  });
+
+  it("answers JSON when the client asks for it", async () => {
+    const { app: server } = app();
+    const res = await server.inject({
+      method: "GET",
+      url: "/readiness",
+      headers: { accept: "application/json" },
+    });
+    assert.equal(res.statusCode, 503);
+    assert.match(res.headers["content-type"] as string, /^application\/json/);
+    assert.deepEqual(res.json(), {
+      ready: false,
+      terminating: false,
+      components: [{ name: "ICMPProbes", timeoutSeconds: 15, ready: false, detail: "starting" }],
+    });
+  });
+
+  it("reflects staleness at the time of the request", async () => {
+    const { app: server, icmp, clock } = app();
+    icmp.report(true);
+    assert.equal((await server.inject({ url: "/readiness" })).statusCode, 200);
+    clock.advance(15_000);
+    const res = await server.inject({ url: "/readiness" });
+    assert.equal(res.statusCode, 503);
+    assert.match(res.body, /not ready/);
+  });
+
+  it("serves /liveness, /metrics and 404 for anything else", async () => {
+    const { app: server } = app();
+    assert.equal((await server.inject({ url: "/liveness" })).statusCode, 200);
+    const metrics = await server.inject({ url: "/metrics" });
+    assert.equal(metrics.statusCode, 200);
+    assert.match(metrics.headers["content-type"] as string, /version=0\.0\.4/);
+    assert.equal(metrics.body, "m 1\n");
+    for (const url of ["/", "/ready", "/readiness/x", "/metrics2"]) {
+      assert.equal((await server.inject({ url })).statusCode, 404, url);
+    }
+    assert.equal((await server.inject({ method: "POST", url: "/readiness" })).statusCode, 404);
+  });
+});
+
+describe("metrics exposition", () => {
+  it("has per-target success and duration, and per-component readiness", async () => {
+    const clock = new FakeClock();
+    const readiness = new Readiness(clock);
+    const component = readiness.register("ICMPProbes", { timeoutMs: 3_000 });
+    const group = new ProbeGroup({
+      protocol: "icmp",
+      targets: ["198.51.100.1", "2001:db8::1"],
+      intervalMs: 1_000,
+      timeoutMs: 3_000,
+      clock,
+      component,
+      random: () => 0,
+      prober: (target) =>
+        Promise.resolve(
+          target === "198.51.100.1"
+            ? { ok: true, durationMs: 2.5 }
+            : { ok: false, durationMs: 1_000, failure: { code: "TIMEOUT", message: "no reply" } },
+        ),
+    });
+    group.start();
+    await clock.advanceAsync(10, 1);
+    const text = renderMetrics({
+      groups: [{ protocol: "icmp", group }],
+      readiness: () => readiness.evaluate(),
+      transitions: new Map([["ICMPProbes", 1]]),
+      startTimeSeconds: 1,
+    });
+    await group.stop();
+    const lines = text.split("\n");
+    for (const expected of [
+      'egress_gateway_probe_success{protocol="icmp",target="198.51.100.1"} 1',
+      'egress_gateway_probe_success{protocol="icmp",target="2001:db8::1"} 0',
+      'egress_gateway_probe_duration_seconds{protocol="icmp",target="198.51.100.1"} 0.0025',
+      'egress_gateway_probes_total{protocol="icmp",target="2001:db8::1",result="failure"} 1',
+      'egress_gateway_component_ready{component="ICMPProbes"} 1',
+      'egress_gateway_component_transitions_total{component="ICMPProbes"} 1',
+      "egress_gateway_ready 1",
+    ]) {
+      assert.ok(lines.includes(expected), `missing: ${expected}\n${text}`);
+    }
+    // Every sample belongs to a family declared with HELP and TYPE.
+    const declared = new Set(lines.filter((l) => l.startsWith("# TYPE ")).map((l) => l.split(" ")[2]));
+    for (const sample of lines.filter((l) => l && !l.startsWith("#"))) {
+      assert.ok(declared.has(sample.split(/[{ ]/)[0]), sample);
+    }
+  });
+});
+
+describe("health server sockets", () => {
+  it("closes idle keep-alive connections within the bound instead of fastify's 72 s", async () => {
+    const readiness = new Readiness(new FakeClock());
+    const server = await startHealthServer({
+      host: "127.0.0.1",
+      port: 0,
+      readiness: () => readiness.evaluate(),
+      metrics: () => "",
+    });
+    const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port: server.address.port, path: "/readiness", agent: false });
+      req.setHeader("connection", "keep-alive");
+      req.on("response", (res) => {
+        res.resume();
+        resolve(res.headers);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    assert.match(String(headers["keep-alive"]), /timeout=5/);
+    const started = performance.now();
+    await server.close(1_000);
+    assert.ok(performance.now() - started < 1_500);
+  });
+});
