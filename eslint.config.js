@@ -17,7 +17,11 @@ export default tseslint.config(
         {
           // node:test's describe/it return promises that the runner itself awaits.
           allowForKnownSafeCalls: [
-            { from: "package", package: "node:test", name: ["describe", "it", "test", "suite", "before", "after"] },
+            {
+              from: "package",
+              package: "node:test",
+              name: ["describe", "it", "test", "suite", "before", "after"],
+            },
           ],
         },
       ],
