@@ -1,0 +1,23 @@
+// What the rules must do, independent of how they are written: the intent both
+// renderers (native nftables, iptables) turn into text, so all backends behave alike.
+import type { Family } from "./types.js";
+
+export interface RuleIntent {
+  /** Forwarded traffic leaves through this device. */
+  readonly egress: string;
+  /** Per family the pod has: SNAT forwarded packets leaving `egress` to this address. */
+  readonly snat: Readonly<Partial<Record<Family, string>>>;
+  /** Per family: clamp the MSS of forwarded SYNs leaving `egress` down to this value (never up). */
+  readonly mss: Readonly<Partial<Record<Family, number>>>;
+  /** Drop the ICMPv6 redirects this host would send (IPv6 has no send_redirects sysctl). */
+  readonly dropIcmpv6Redirects: boolean;
+}
+
+export const FAMILIES: readonly Family[] = [4, 6];
+
+export function familyName(family: Family): string {
+  return family === 4 ? "IPv4" : "IPv6";
+}
+
+/** TCP/IP header bytes below the MTU: MSS = MTU - 40 (IPv4), MTU - 60 (IPv6, its header is 20 bytes longer). */
+export const MSS_HEADROOM: Readonly<Record<Family, number>> = { 4: 40, 6: 60 };
