@@ -16,9 +16,9 @@ if ((${#need[@]})); then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# npm ci only when the installed tree does not match the lockfile.
-if [[ ! -f node_modules/.package-lock.json ]] || ! cmp -s <(sed -n '/"packages"/,$p' package-lock.json) \
-  <(sed -n '/"packages"/,$p' node_modules/.package-lock.json 2>/dev/null); then
+# npm ci only when the lockfile changed since the last install (npm itself
+# writes node_modules/.package-lock.json after every install).
+if [[ ! node_modules/.package-lock.json -nt package-lock.json ]]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi

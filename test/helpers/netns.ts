@@ -39,6 +39,20 @@ export class Namespace {
   }
 }
 
+const TAG = /^[a-z][a-z0-9]{0,11}$/;
+let runsInThisProcess = 0;
+
+/**
+ * `egt-<tag>-p<pid>-<id>`: the owner's PID, so that a sweep can tell a crashed
+ * run (owner gone) from a live one; the id tells apart several labs of one process.
+ */
+export function runPrefix(tag: string, pid = process.pid): string {
+  if (!TAG.test(tag)) throw new Error(`lab tag ${JSON.stringify(tag)} must match ${TAG.source}`);
+  runsInThisProcess += 1;
+  const id = `${runsInThisProcess.toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+  return `${LAB_PREFIX}-${tag}-p${pid}-${id}`;
+}
+
 /**
  * A set of namespaces with one per-run prefix. `ns("ext")` creates
  * `egt-<run>-ext` with loopback up. `destroy()` removes them all and is safe to
@@ -49,7 +63,7 @@ export class Lab {
   private readonly made: Namespace[] = [];
 
   constructor(tag = "t") {
-    this.prefix = `${LAB_PREFIX}-${tag}${process.pid.toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+    this.prefix = runPrefix(tag);
   }
 
   ns(role: string): Namespace {
@@ -88,20 +102,4 @@ export class Lab {
       }
     }
   }
-}
-
-/** Removes namespaces left by crashed runs of this project (by prefix only). */
-export function sweepLeftovers(): string[] {
-  const names = run("ip", ["netns", "list"])
-    .split("\n")
-    .map((line) => line.split(" ")[0] ?? "")
-    .filter((name) => name.startsWith(`${LAB_PREFIX}-`));
-  for (const name of names) {
-    try {
-      run("ip", ["netns", "del", name]);
-    } catch {
-      // raced with its owner
-    }
-  }
-  return names;
 }
