@@ -1,0 +1,54 @@
+// What the gateway keeps from the node agent's policy-sync stream (SPEC §5),
+// decoded from the wire into plain data. The route store and the desired-state
+// function work on these types only, never on protobuf objects.
+
+/** IP pool encapsulation of a route's pool (wire enum IPPoolType). */
+export type PoolType = "NONE" | "NO_ENCAP" | "VXLAN" | "IPIP";
+
+/** Route types as a set, whichever wire encoding (enum field 1 or bitmap field 12) carried them. */
+export interface RouteTypes {
+  readonly remoteWorkload: boolean;
+  readonly remoteHost: boolean;
+  readonly localWorkload: boolean;
+  readonly localHost: boolean;
+  readonly remoteTunnel: boolean;
+  readonly localTunnel: boolean;
+}
+
+export interface TunnelType {
+  readonly ipip: boolean;
+  readonly vxlan: boolean;
+  readonly wireguard: boolean;
+}
+
+export interface Route {
+  /** CIDR, the key of the route. */
+  readonly dst: string;
+  readonly types: RouteTypes;
+  readonly poolType: PoolType;
+  readonly dstNodeName: string;
+  /** Empty when the agent does not know the node's IP yet (an incomplete route). */
+  readonly dstNodeIp: string;
+  readonly sameSubnet: boolean;
+  readonly natOutgoing: boolean;
+  readonly localWorkload: boolean;
+  /** undefined when the message had no tunnel_type, or one with no flag set. */
+  readonly tunnelType: TunnelType | undefined;
+  readonly borrowed: boolean;
+}
+
+/** One decoded ToDataplane payload we care about; everything else is ignored on decode. */
+export type SyncEvent =
+  | { readonly kind: "inSync"; readonly sequence: bigint }
+  | { readonly kind: "routeUpdate"; readonly sequence: bigint; readonly route: Route }
+  | { readonly kind: "routeRemove"; readonly sequence: bigint; readonly dst: string };
+
+/** The routes the store keeps, as handed to the desired-state function after every coalesced change. */
+export interface RouteSnapshot {
+  /** The LOCAL_WORKLOAD route whose dst contains our own IPv4: our node, pool type and same_subnet. */
+  readonly ourRoute: Route | undefined;
+  /** Host tunnel routes (REMOTE_TUNNEL or LOCAL_TUNNEL with a tunnel type), keyed by dst. */
+  readonly tunnels: ReadonlyMap<string, Route>;
+  /** REMOTE_WORKLOAD routes, keyed by dst. */
+  readonly remoteWorkloads: ReadonlyMap<string, Route>;
+}

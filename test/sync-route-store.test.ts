@@ -1,0 +1,179 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { routeUpdateMessage, type FakeRoute } from "../lab/fake-agent.js";
+import { decodeRoute } from "../src/sync/codec.js";
+import { isIncomplete, RouteStore } from "../src/sync/route-store.js";
+import type { Route, SyncEvent } from "../src/sync/types.js";
+
+const OUR_IP = "10.65.0.7";
+
+function route(fake: FakeRoute): Route {
+  const decoded = decodeRoute(routeUpdateMessage(fake));
+  assert.ok(decoded);
+  return decoded;
+}
+const update = (fake: FakeRoute): SyncEvent => ({ kind: "routeUpdate", sequence: 0n, route: route(fake) });
+const remove = (dst: string): SyncEvent => ({ kind: "routeRemove", sequence: 0n, dst });
+const inSync: SyncEvent = { kind: "inSync", sequence: 0n };
+
+const ourBlock: FakeRoute = {
+  dst: "10.65.0.0/26",
+  types: ["localWorkload"],
+  poolType: "VXLAN",
+  dstNodeName: "node-a",
+  dstNodeIp: "192.0.2.10",
+};
+const tunnelB: FakeRoute = {
+  dst: "10.65.1.1/32",
+  types: ["remoteHost", "remoteTunnel"],
+  tunnelType: { vxlan: true },
+  dstNodeName: "node-b",
+  dstNodeIp: "192.0.2.11",
+};
+const workloadsB: FakeRoute = {
+  dst: "10.65.1.0/26",
+  types: ["remoteWorkload"],
+  poolType: "VXLAN",
+  dstNodeName: "node-b",
+  dstNodeIp: "192.0.2.11",
+};
+
+/** A store that has seen `events` and an InSync on one stream. */
+function synced(...events: SyncEvent[]): RouteStore {
+  const store = new RouteStore(OUR_IP);
+  store.newStream();
+  for (const event of events) store.apply(event);
+  store.apply(inSync);
+  return store;
+}
+
+describe("route store: what it keeps", () => {
+  it("keeps host tunnels, remote workloads and our node's route, from either encoding", () => {
+    const store = synced(
+      update({ ...ourBlock, encoding: "enum" }),
+      update(tunnelB),
+      update({ ...workloadsB, encoding: "enum" }),
+      update({ dst: "192.0.2.11/32", types: ["remoteHost"], dstNodeName: "node-b" }),
+      update({ dst: "10.96.0.0/12", types: [] }),
+    );
+    const snapshot = store.snapshot;
+    assert.equal(snapshot?.ourRoute?.dst, "10.65.0.0/26");
+    assert.equal(snapshot.ourRoute.poolType, "VXLAN");
+    assert.deepEqual([...snapshot.tunnels.keys()], ["10.65.1.1/32"]);
+    assert.deepEqual([...snapshot.remoteWorkloads.keys()], ["10.65.1.0/26"]);
+  });
+
+  it("keeps a tunnel only when it has a tunnel type", () => {
+    const store = synced(
+      update({ ...tunnelB, tunnelType: undefined }),
+      update({ dst: "10.65.2.1/32", types: ["localTunnel"], tunnelType: {}, dstNodeName: "node-a" }),
+      update({ dst: "10.65.3.1/32", types: ["remoteTunnel"], encoding: "enum", tunnelType: { ipip: true } }),
+    );
+    assert.deepEqual([...(store.snapshot?.tunnels.keys() ?? [])], ["10.65.3.1/32"]);
+  });
+
+  it("finds our route by containment of our IPv4, the most specific one winning", () => {
+    const other = { ...ourBlock, dst: "10.65.0.64/26" };
+    const wide = { ...ourBlock, dst: "10.64.0.0/10", sameSubnet: true };
+    const ours = { ...ourBlock, dst: "10.65.0.7/32" };
+    const v6 = { ...ourBlock, dst: "fd00::/64" };
+    const notLocal = { ...ourBlock, types: ["remoteWorkload"] } as const;
+    assert.equal(synced(update(other), update(v6)).snapshot?.ourRoute, undefined);
+    assert.equal(synced(update(notLocal)).snapshot?.ourRoute, undefined);
+    assert.equal(synced(update(wide), update(ourBlock)).snapshot?.ourRoute?.dst, "10.65.0.0/26");
+    assert.equal(synced(update(ours), update(ourBlock)).snapshot?.ourRoute?.dst, "10.65.0.7/32");
+    const store = synced(update(ourBlock), update(ours));
+    store.apply(remove("10.65.0.7/32"));
+    assert.equal(store.snapshot?.ourRoute?.dst, "10.65.0.0/26", "falls back to the block");
+    assert.equal(new RouteStore(undefined).apply(inSync)?.ourRoute, undefined, "no IPv4, no route of ours");
+  });
+
+  it("treats an update as the whole new state of its dst", () => {
+    const store = synced(update(tunnelB), update(workloadsB));
+    store.apply(update({ ...tunnelB, types: ["remoteHost"] }));
+    store.apply(update({ ...workloadsB, dstNodeIp: "192.0.2.99" }));
+    assert.equal(store.snapshot?.tunnels.size, 0);
+    assert.equal(store.snapshot.remoteWorkloads.get("10.65.1.0/26")?.dstNodeIp, "192.0.2.99");
+  });
+
+  it("removes by dst from every collection", () => {
+    const both = { ...tunnelB, types: ["remoteWorkload", "remoteTunnel"] } as const;
+    const store = synced(update(both), update(ourBlock));
+    assert.equal(store.snapshot?.tunnels.size, 1);
+    assert.equal(store.snapshot.remoteWorkloads.size, 1);
+    store.apply(remove(both.dst));
+    store.apply(remove(ourBlock.dst));
+    assert.equal(store.snapshot?.tunnels.size, 0);
+    assert.equal(store.snapshot.remoteWorkloads.size, 0);
+    assert.equal(store.snapshot.ourRoute, undefined);
+  });
+
+  it("keeps incomplete routes, marked as such, so that a later update completes them", () => {
+    const incomplete = route({ ...workloadsB, dstNodeIp: "" });
+    assert.equal(isIncomplete(incomplete), true);
+    assert.equal(isIncomplete(route(workloadsB)), false);
+    assert.equal(isIncomplete(route({ ...tunnelB, dstNodeName: "" })), true);
+    assert.equal(isIncomplete(route({ ...tunnelB, dstNodeIp: "" })), false, "a tunnel's address is its dst");
+    const store = synced(update({ ...workloadsB, dstNodeIp: "" }));
+    assert.equal(store.snapshot?.remoteWorkloads.size, 1);
+  });
+});
+
+describe("route store: when a view is published", () => {
+  it("publishes nothing before the first InSync, then the complete view, even an empty one", () => {
+    const store = new RouteStore(OUR_IP);
+    store.newStream();
+    assert.equal(store.apply(update(tunnelB)), undefined);
+    assert.equal(store.snapshot, undefined);
+    assert.equal(store.inSync, false);
+    assert.equal(store.apply(inSync)?.tunnels.size, 1);
+    assert.equal(store.inSync, true);
+    assert.equal(new RouteStore(OUR_IP).apply(inSync)?.tunnels.size, 0);
+  });
+
+  it("publishes every change after InSync, and nothing for updates that change nothing", () => {
+    const store = synced(update(tunnelB));
+    const first = store.snapshot;
+    assert.equal(store.apply(update(tunnelB)), undefined, "same route again");
+    assert.equal(
+      store.apply(update({ dst: "10.96.0.0/12", types: [] })),
+      undefined,
+      "a route we do not keep",
+    );
+    assert.equal(store.apply(remove("10.99.0.0/16")), undefined, "removal of an unknown dst");
+    assert.equal(store.apply(inSync), undefined, "a repeated InSync");
+    const second = store.apply(update(workloadsB));
+    assert.equal(second?.remoteWorkloads.size, 1);
+    assert.equal(store.apply(remove(tunnelB.dst))?.tunnels.size, 0);
+    assert.equal(first?.tunnels.size, 1, "a published snapshot never changes afterwards");
+    assert.equal(first.remoteWorkloads.size, 0);
+    assert.equal(second.tunnels.size, 1);
+  });
+
+  it("keeps the old view while a new stream replays, and replaces it at that stream's InSync", () => {
+    const store = synced(update(ourBlock), update(tunnelB), update(workloadsB));
+    const before = store.snapshot;
+    // The agent restarts; meanwhile node B's workloads went away and node C appeared.
+    store.newStream();
+    assert.equal(store.inSync, false);
+    const workloadsC = { ...workloadsB, dst: "10.65.2.0/26", dstNodeName: "node-c", dstNodeIp: "192.0.2.12" };
+    for (const event of [update(ourBlock), update(tunnelB), update(workloadsC)]) {
+      assert.equal(store.apply(event), undefined, "nothing published while replaying");
+    }
+    assert.equal(store.snapshot, before, "the dataplane still has the old view");
+    const after = store.apply(inSync);
+    assert.deepEqual([...(after?.remoteWorkloads.keys() ?? [])], ["10.65.2.0/26"], "B's routes are gone");
+    assert.equal(after?.ourRoute?.dst, "10.65.0.0/26");
+    assert.deepEqual([...(before?.remoteWorkloads.keys() ?? [])], ["10.65.1.0/26"]);
+  });
+
+  it("drops a replay that never reached InSync when yet another stream starts", () => {
+    const store = synced(update(tunnelB));
+    store.newStream();
+    store.apply(update(workloadsB));
+    store.newStream();
+    const view = store.apply(inSync);
+    assert.equal(view?.remoteWorkloads.size, 0);
+    assert.equal(view?.tunnels.size, 0);
+  });
+});
