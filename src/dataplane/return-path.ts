@@ -1,0 +1,249 @@
+// Return-path programming as a running component (SPEC §5.1, §4.1 `Dataplane`):
+// snapshots in, reconcile passes out. At most one pass runs at a time and the
+// latest snapshot wins, so a burst of updates costs one or two passes. A failed
+// pass retries with backoff (100 ms doubling to 10 s) and logs one warning; a
+// periodic resync reads the kernel again to repair drift (someone deleting our
+// routes, vxlan0 recreated). Without our local-workload route the kernel is
+// left as it is (see desired.ts), and so it is on stop: traffic keeps flowing
+// through a node-agent restart, a gateway restart or a drain.
+import type { Clock, Timer } from "../clock.js";
+import type { Component } from "../gateway/readiness.js";
+import { formatMs } from "../gateway/readiness.js";
+import type { RouteSnapshot } from "../sync/types.js";
+import { DataplaneError, type DataplaneErrorCode } from "./errors.js";
+import { ipv4ToNumber } from "./ipv4.js";
+import { createKernel, type CommandRunner } from "./kernel.js";
+import { Reconciler, type PassResult } from "./reconcile.js";
+import { EXIT_DEVICE, type DesiredState, type Skipped } from "./types.js";
+
+export const COMPONENT = "Dataplane";
+
+/** The subset of pino's Logger this component writes to. */
+export interface DataplaneLog {
+  warn(fields: object, msg: string): void;
+  info(fields: object, msg: string): void;
+  debug(fields: object, msg: string): void;
+}
+
+export interface ReturnPathOptions {
+  readonly readiness: { register(name: string, options?: { detail?: string }): Component };
+  readonly log: DataplaneLog;
+  readonly clock: Clock;
+  readonly ourIPv4: string;
+  readonly vni: number;
+  readonly run?: CommandRunner;
+  /** Program a named namespace instead of our own (labs, tests, benchmarks). */
+  readonly netns?: string;
+  /** Full kernel read-back this long after the last successful pass (default 60 s); 0 disables. */
+  readonly resyncIntervalMs?: number;
+  /** First retry delay after a failed pass, doubling per failure (default 100 ms). */
+  readonly backoffInitialMs?: number;
+  /** Longest retry delay (default 10 s). */
+  readonly backoffMaxMs?: number;
+}
+
+export interface ReturnPathState {
+  readonly ready: boolean;
+  /** A pass is running or scheduled (coalescing, backoff). */
+  readonly pending: boolean;
+  /** Programmed by the last pass that applied a desired state. */
+  readonly neighbours: number;
+  readonly fdb: number;
+  readonly routes: number;
+  readonly exitRoutes: number;
+  readonly nodes: number;
+  /** Completed passes since start, failed ones included. */
+  readonly passes: number;
+  /** Failed passes since start. */
+  readonly failures: number;
+  readonly consecutiveFailures: number;
+  /** Entries changed by the last pass that applied a desired state. */
+  readonly lastChanges: number;
+  readonly lastDurationMs: number | undefined;
+  readonly incompleteSkipped: number;
+  readonly skipped: Skipped;
+}
+
+export interface ReturnPath {
+  /** Hands over the route store's latest snapshot; returns at once. */
+  update(snapshot: RouteSnapshot): void;
+  /** Asks for a pass that reads the kernel back, whatever it believes it holds. */
+  resync(): void;
+  /** Cancels timers and waits for a running pass; leaves the kernel as it is. */
+  stop(): Promise<void>;
+  state(): ReturnPathState;
+}
+
+export function createReturnPath(options: ReturnPathOptions): ReturnPath {
+  const { clock, log, ourIPv4, vni } = options;
+  if (ipv4ToNumber(ourIPv4) === undefined) {
+    throw new DataplaneError(
+      "DATAPLANE_INVALID_OPTION",
+      `ourIPv4 must be an IPv4 address, got ${JSON.stringify(ourIPv4)}`,
+    );
+  }
+  if (!Number.isInteger(vni) || vni < 1 || vni > 16_777_215) {
+    throw new DataplaneError("DATAPLANE_INVALID_OPTION", `vni must be an integer in 1..16777215, got ${vni}`);
+  }
+  const settings = {
+    resyncIntervalMs: options.resyncIntervalMs ?? 60_000, // 60 s
+    backoffInitialMs: options.backoffInitialMs ?? 100, // 100 ms
+    backoffMaxMs: options.backoffMaxMs ?? 10_000, // 10 s
+  };
+  const kernel = createKernel({ vni, netns: options.netns, run: options.run });
+  const reconciler = new Reconciler(kernel, { ourIPv4, vni });
+  const component = options.readiness.register(COMPONENT, {
+    detail: "waiting for routes from the node agent",
+  });
+
+  let latest: RouteSnapshot | undefined;
+  let wanted = false;
+  let stopped = false;
+  let running: Promise<void> | undefined;
+  let passTimer: Timer | undefined;
+  let resyncTimer: Timer | undefined;
+  let warnedIncomplete: RouteSnapshot | undefined;
+  /** The last pass that applied a desired state (a held pass leaves the kernel, and these, as they were). */
+  let programmed: { desired: DesiredState; changes: number; exitRoutes: number } | undefined;
+  let ourRouteSeen = false;
+  let lastDurationMs: number | undefined;
+  let passes = 0;
+  let failures = 0;
+  let consecutiveFailures = 0;
+
+  const want = (): void => {
+    wanted = true;
+    if (stopped || running !== undefined || passTimer !== undefined) return;
+    armPass(0);
+  };
+
+  const armPass = (ms: number): void => {
+    passTimer = clock.setTimer(ms, () => {
+      passTimer = undefined;
+      running = runPass().finally(() => {
+        running = undefined;
+        if (wanted && !stopped && passTimer === undefined) armPass(0);
+      });
+    });
+  };
+
+  const armResync = (): void => {
+    resyncTimer?.cancel();
+    resyncTimer = undefined;
+    if (settings.resyncIntervalMs <= 0 || stopped) return;
+    resyncTimer = clock.setTimer(settings.resyncIntervalMs, () => {
+      resyncTimer = undefined;
+      reconciler.invalidate();
+      want();
+    });
+  };
+
+  const runPass = async (): Promise<void> => {
+    const snapshot = latest;
+    if (!wanted || snapshot === undefined) return;
+    wanted = false;
+    const started = clock.now();
+    try {
+      const result = await reconciler.pass(snapshot);
+      lastDurationMs = clock.now() - started;
+      passes++;
+      succeeded(snapshot, result);
+    } catch (error) {
+      lastDurationMs = clock.now() - started;
+      passes++;
+      failed(error);
+    }
+  };
+
+  const succeeded = (snapshot: RouteSnapshot, result: PassResult): void => {
+    if (consecutiveFailures > 0) {
+      log.info({ component: COMPONENT, failures: consecutiveFailures }, "return-path reconcile recovered");
+    }
+    consecutiveFailures = 0;
+    ourRouteSeen = !result.held;
+    if (result.held) {
+      component.report(false, `no local-workload route covering ${ourIPv4} from the node agent yet`);
+      return;
+    }
+    const { desired } = result;
+    programmed = { desired, changes: result.changes, exitRoutes: exitRouteCount(desired) };
+    if (desired.skipped.incomplete > 0 && warnedIncomplete !== snapshot) {
+      warnedIncomplete = snapshot;
+      log.warn(
+        { component: COMPONENT, incomplete: desired.skipped.incomplete },
+        "skipped remote-workload routes without a node IP or node name (the node agent will complete them)",
+      );
+    }
+    if (result.changes > 0) {
+      log.debug(
+        { component: COMPONENT, changes: result.changes, readKernel: result.readKernel, ms: lastDurationMs },
+        "return path programmed",
+      );
+    }
+    const routes = desired.routes.length - programmed.exitRoutes;
+    component.report(true, `${routes} return routes to ${desired.nodes} nodes`);
+    armResync();
+  };
+
+  const failed = (error: unknown): void => {
+    failures++;
+    consecutiveFailures++;
+    const retryInMs = Math.min(
+      settings.backoffMaxMs,
+      settings.backoffInitialMs * 2 ** Math.min(consecutiveFailures - 1, 30),
+    );
+    const code: DataplaneErrorCode = error instanceof DataplaneError ? error.code : "DATAPLANE_UNEXPECTED";
+    const detail = error instanceof Error ? error.message : String(error);
+    log.warn(
+      { component: COMPONENT, code, detail, failures: consecutiveFailures, retryInMs },
+      "return-path reconcile failed; retrying",
+    );
+    component.report(false, `reconcile failed (${code}): ${detail}; retry in ${formatMs(retryInMs)}`);
+    wanted = true;
+    if (!stopped) armPass(retryInMs);
+  };
+
+  return {
+    update(snapshot) {
+      if (stopped) return;
+      latest = snapshot;
+      want();
+    },
+    resync() {
+      if (stopped) return;
+      reconciler.invalidate();
+      want();
+    },
+    async stop() {
+      stopped = true;
+      passTimer?.cancel();
+      passTimer = undefined;
+      resyncTimer?.cancel();
+      resyncTimer = undefined;
+      await running;
+    },
+    state() {
+      const desired = programmed?.desired;
+      const exitRoutes = programmed?.exitRoutes ?? 0;
+      return {
+        ready: ourRouteSeen && consecutiveFailures === 0 && desired !== undefined,
+        pending: running !== undefined || passTimer !== undefined,
+        neighbours: desired?.neighbours.length ?? 0,
+        fdb: desired?.fdb.length ?? 0,
+        routes: (desired?.routes.length ?? 0) - exitRoutes,
+        exitRoutes,
+        nodes: desired?.nodes ?? 0,
+        passes,
+        failures,
+        consecutiveFailures,
+        lastChanges: programmed?.changes ?? 0,
+        lastDurationMs,
+        incompleteSkipped: desired?.skipped.incomplete ?? 0,
+        skipped: desired?.skipped ?? { incomplete: 0, unsupported: 0, ownNode: 0, conflicting: 0 },
+      };
+    },
+  };
+}
+
+const exitRouteCount = (desired: DesiredState): number =>
+  desired.routes.filter((r) => r.dev === EXIT_DEVICE).length;
