@@ -3,6 +3,8 @@
 // can run a whole gateway in-process with a fake clock or fake probers.
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/types.js";
+import { createReturnPath, type ReturnPath } from "../dataplane/return-path.js";
+import { startPolicySync, type PolicySync } from "../sync/client.js";
 import { ProbeGroup, type Protocol, type TargetTransition } from "../probes/group.js";
 import type { Prober } from "../probes/types.js";
 import type { Logger } from "./log.js";
@@ -21,6 +23,8 @@ export interface GatewayDeps {
   /** Opens the raw ICMP sockets; throws an Error with a `code` when it cannot. */
   readonly createIcmpProber: () => OwnedProber;
   readonly createHttpProber: (options: { requireSuccessStatus: boolean; deadlineMs: number }) => OwnedProber;
+  /** Policy-sync socket paths to look for instead of the two standard layouts (tests, labs). */
+  readonly socketCandidates?: readonly string[];
 }
 
 export interface Gateway {
@@ -48,6 +52,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       "readiness changed",
     );
   });
+
+  const { policySync, returnPath } = startReturnPath(config, deps, readiness);
 
   const groups: { protocol: Protocol; group: ProbeGroup; prober: OwnedProber }[] = [];
   const onTargetTransition = (t: TargetTransition): void => {
@@ -112,7 +118,14 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       port: config.health.port,
       readiness: () => readiness.evaluate(),
       metrics: () =>
-        renderMetrics({ groups, readiness: () => readiness.evaluate(), transitions, startTimeSeconds }),
+        renderMetrics({
+          groups,
+          readiness: () => readiness.evaluate(),
+          transitions,
+          startTimeSeconds,
+          policySync: policySync.state(),
+          returnPath: returnPath?.state(),
+        }),
     });
     log.info({ address: server.address }, "health server listening");
   } else {
@@ -125,10 +138,49 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     server,
     terminate: () => readiness.terminate(),
     async stop() {
-      await Promise.all(groups.map(({ group }) => group.stop()));
+      // The kernel state stays as it is: traffic keeps flowing through the
+      // gateway until the pod's network namespace goes away.
+      await Promise.all([...groups.map(({ group }) => group.stop()), policySync.stop(), returnPath?.stop()]);
       for (const { prober } of groups) prober.close();
       readiness.close();
       await server?.close();
     },
   };
+}
+
+/**
+ * Policy sync (SPEC §5): the node agent's routes feed the return path on
+ * vxlan0. Without a mounted agent socket the gateway is a plain SNAT gateway
+ * with probes (§5.2), shown as an always-ready PolicySync row so that the mode
+ * is visible in /readiness, not only in a log line.
+ */
+function startReturnPath(
+  config: Config,
+  deps: GatewayDeps,
+  readiness: Readiness,
+): { policySync: PolicySync; returnPath: ReturnPath | undefined } {
+  const { clock, log } = deps;
+  let returnPath: ReturnPath | undefined;
+  const policySync = startPolicySync({
+    config,
+    readiness,
+    log,
+    clock,
+    socketCandidates: deps.socketCandidates,
+    onSnapshot: (snapshot) => returnPath?.update(snapshot),
+  });
+  if (policySync.mode === "none") {
+    readiness
+      .register("PolicySync")
+      .report(true, "no node agent socket mounted: plain SNAT gateway, no return-path programming");
+  } else if (config.podIPv4 === undefined) {
+    // vxlan0 and the node MACs are IPv4 constructs; an IPv6-only gateway
+    // cannot take traffic from the node agent's clients.
+    const component = readiness.register("Dataplane");
+    component.report(false, "no pod IPv4 address: the VXLAN return path needs EGRESS_POD_IP(S) with an IPv4");
+    log.error("policy sync needs the pod's IPv4 address (EGRESS_POD_IP or EGRESS_POD_IPS)");
+  } else {
+    returnPath = createReturnPath({ readiness, log, clock, ourIPv4: config.podIPv4, vni: config.vxlan.vni });
+  }
+  return { policySync, returnPath };
 }

@@ -1,6 +1,8 @@
 // Prometheus text exposition (format 0.0.4), written by hand: a few dozen lines
 // instead of a registry library, and nothing is computed until a scrape asks.
+import type { ReturnPathState } from "../dataplane/return-path.js";
 import type { ProbeGroup } from "../probes/group.js";
+import type { PolicySyncState } from "../sync/client.js";
 import type { ReadinessView } from "./readiness.js";
 
 export interface MetricsSource {
@@ -8,6 +10,8 @@ export interface MetricsSource {
   readonly readiness: () => ReadinessView;
   readonly transitions: ReadonlyMap<string, number>;
   readonly startTimeSeconds: number;
+  readonly policySync?: PolicySyncState;
+  readonly returnPath?: ReturnPathState | undefined;
 }
 
 const escapeLabel = (v: string): string =>
@@ -61,6 +65,9 @@ export function renderMetrics(source: MetricsSource): string {
     m.sample("egress_gateway_probes_total", { ...labels, result: "failure" }, s.failures);
   });
 
+  if (source.policySync) policySyncMetrics(m, source.policySync);
+  if (source.returnPath) returnPathMetrics(m, source.returnPath);
+
   const memory = process.memoryUsage();
   const cpu = process.cpuUsage();
   m.family("process_resident_memory_bytes", "gauge", "Resident set size.");
@@ -70,6 +77,66 @@ export function renderMetrics(source: MetricsSource): string {
   m.family("process_start_time_seconds", "gauge", "Start time since the Unix epoch.");
   m.sample("process_start_time_seconds", {}, source.startTimeSeconds);
   return m.toString();
+}
+
+function policySyncMetrics(m: Exposition, s: PolicySyncState): void {
+  m.family(
+    "egress_gateway_policy_sync_mode",
+    "gauge",
+    "1 for the mode in use: agent, or none (no socket mounted).",
+  );
+  m.sample("egress_gateway_policy_sync_mode", { mode: s.mode }, 1);
+  if (s.mode === "none") return;
+  m.family("egress_gateway_policy_sync_connected", "gauge", "1 while a policy-sync stream is open.");
+  m.sample("egress_gateway_policy_sync_connected", {}, s.connected ? 1 : 0);
+  m.family("egress_gateway_policy_sync_in_sync", "gauge", "1 once InSync arrived on the current stream.");
+  m.sample("egress_gateway_policy_sync_in_sync", {}, s.inSync ? 1 : 0);
+  m.family("egress_gateway_policy_sync_reconnects_total", "counter", "Streams opened after the first.");
+  m.sample("egress_gateway_policy_sync_reconnects_total", {}, s.reconnects);
+  m.family("egress_gateway_policy_sync_messages_total", "counter", "Messages received from the node agent.");
+  m.sample(
+    "egress_gateway_policy_sync_messages_total",
+    { handled: "true" },
+    s.messagesReceived - s.messagesIgnored,
+  );
+  m.sample("egress_gateway_policy_sync_messages_total", { handled: "false" }, s.messagesIgnored);
+  m.family("egress_gateway_policy_sync_routes", "gauge", "Routes kept from the node agent, by kind.");
+  m.sample("egress_gateway_policy_sync_routes", { kind: "tunnel" }, s.routes.tunnels);
+  m.sample("egress_gateway_policy_sync_routes", { kind: "remote_workload" }, s.routes.remoteWorkloads);
+  m.sample("egress_gateway_policy_sync_routes", { kind: "our_workload" }, s.routes.ourRoute ? 1 : 0);
+  m.family(
+    "egress_gateway_policy_sync_incomplete_routes",
+    "gauge",
+    "Routes skipped for lack of a node IP or name.",
+  );
+  m.sample("egress_gateway_policy_sync_incomplete_routes", {}, s.incompleteRoutes);
+}
+
+function returnPathMetrics(m: Exposition, s: ReturnPathState): void {
+  m.family(
+    "egress_gateway_return_path_entries",
+    "gauge",
+    "Entries programmed by the last successful reconcile.",
+  );
+  m.sample("egress_gateway_return_path_entries", { kind: "neighbour" }, s.neighbours);
+  m.sample("egress_gateway_return_path_entries", { kind: "fdb" }, s.fdb);
+  m.sample("egress_gateway_return_path_entries", { kind: "route" }, s.routes);
+  m.sample("egress_gateway_return_path_entries", { kind: "exit_route" }, s.exitRoutes);
+  m.family("egress_gateway_return_path_reconciles_total", "counter", "Reconcile passes, by result.");
+  m.sample("egress_gateway_return_path_reconciles_total", { result: "success" }, s.passes - s.failures);
+  m.sample("egress_gateway_return_path_reconciles_total", { result: "failure" }, s.failures);
+  m.family(
+    "egress_gateway_return_path_reconcile_duration_seconds",
+    "gauge",
+    "Duration of the last reconcile.",
+  );
+  m.sample("egress_gateway_return_path_reconcile_duration_seconds", {}, (s.lastDurationMs ?? 0) / 1000);
+  m.family(
+    "egress_gateway_return_path_skipped_routes",
+    "gauge",
+    "Incomplete routes skipped by the last reconcile.",
+  );
+  m.sample("egress_gateway_return_path_skipped_routes", {}, s.incompleteSkipped);
 }
 
 function forEachTarget(
