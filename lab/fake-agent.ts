@@ -149,11 +149,31 @@ export class FakeAgent {
     return this.streams.filter((s) => s.open);
   }
 
-  /** The `count`-th stream since start (1-based), once it has been opened. */
-  waitForStream(count: number): Promise<AgentStream> {
+  /** The `count`-th stream since start (1-based), once it has been opened; rejects after `timeoutMs` when given. */
+  waitForStream(count: number, timeoutMs?: number): Promise<AgentStream> {
     const stream = this.streams[count - 1];
     if (stream) return Promise.resolve(stream);
-    return new Promise((resolve) => this.waiters.push({ count, resolve }));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        count,
+        resolve: (opened: AgentStream) => {
+          clearTimeout(timer);
+          resolve(opened);
+        },
+      };
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              this.waiters.splice(this.waiters.indexOf(waiter), 1);
+              reject(
+                new Error(
+                  `fake agent: no stream ${count} within ${timeoutMs} ms (${this.streams.length} so far)`,
+                ),
+              );
+            }, timeoutMs);
+      this.waiters.push(waiter);
+    });
   }
 
   /** Stops as a crashing agent would: connections cut, socket file gone. */

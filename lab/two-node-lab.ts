@@ -20,6 +20,7 @@
 import type { RouteSnapshot, Route, TunnelType } from "../src/sync/types.js";
 import { gatewayMac, nodeMac } from "../src/dataplane/mac.js";
 import { runCommand } from "../src/init/exec.js";
+import { startGatewayProcess, type GatewayProcess } from "../test/helpers/gateway-process.js";
 import type { Namespace } from "../test/helpers/netns.js";
 import { teardownOnExit } from "./exit-hooks.js";
 import { describeInit, INIT_GATEWAY } from "./gateway-pod.js";
@@ -28,6 +29,8 @@ import { RunLab } from "./run-lab.js";
 
 export const VNI = 4097;
 export const VXLAN_PORT = 4790;
+/** HEALTH_PORT of the gateway that startGateway() runs; it listens on the gateway pod's IP. */
+export const HEALTH_PORT = 8080;
 /** Per-client routing table on the client node, as the node agent would make it. */
 const CLIENT_TABLE = 200;
 
@@ -47,6 +50,16 @@ export const TWO_NODE = {
  * (no tunnel, or cross-subnet within one subnet).
  */
 export type SendFrom = "tunnel" | "node";
+
+/** What the gateway pod's kernel holds of the return path, one line per entry as `ip`/`bridge` print it, sorted. */
+export interface ProgrammedEntries {
+  /** `ip route show proto 0x45`: routes on vxlan0 and exit routes on eth0. */
+  readonly routes: readonly string[];
+  /** `ip neigh show dev vxlan0 nud permanent`. */
+  readonly neighbours: readonly string[];
+  /** `bridge fdb show dev vxlan0`, the entries with a remote (`dst`) only. */
+  readonly fdb: readonly string[];
+}
 
 export interface TwoNodeLabOptions {
   /** Also tear down on process exit and on SIGINT/SIGTERM/SIGHUP (default true). */
@@ -79,6 +92,19 @@ export interface TwoNodeLab {
   /** Starts lab/peer-echo.ts on the external host; resolves with its URL once it listens. */
   startPeerEcho(port?: number): Promise<string>;
   httpClient(ns: Namespace): Promise<NamespaceHttpClient>;
+  /**
+   * Starts the built start-gateway.sh in the gateway pod, as kubelet would: EGRESS_POD_IP, the
+   * lab's VNI and HEALTH_PORT, then `env` on top. `wrapper` runs inside the namespace, before
+   * the script (for example unshare with a private /var/run). destroy() kills it.
+   */
+  startGateway(
+    env?: Record<string, string>,
+    options?: { readonly wrapper?: readonly string[] },
+  ): GatewayProcess;
+  /** `http://<gateway pod IP>:HEALTH_PORT<path>`: reachable from the gateway node (where kubelet polls). */
+  healthUrl(path: "/readiness" | "/liveness" | "/metrics"): string;
+  /** The return path as the gateway pod's kernel holds it now. */
+  programmed(): ProgrammedEntries;
   /** Kills every process started in the lab, then deletes its namespaces. Safe to call twice. */
   destroy(): void;
 }
@@ -222,6 +248,23 @@ export function buildTwoNodeLab(tag = "twonode", options: TwoNodeLabOptions = {}
       return `http://${listening[0] ?? ""}/`;
     };
 
+    const startGateway = (
+      env: Record<string, string> = {},
+      startOptions: { readonly wrapper?: readonly string[] } = {},
+    ): GatewayProcess => {
+      const gateway = startGatewayProcess(
+        {
+          EGRESS_POD_IP: TWO_NODE.gatewayPod.ip,
+          EGRESS_VXLAN_VNI: String(VNI),
+          HEALTH_PORT: String(HEALTH_PORT),
+          ...env,
+        },
+        { netns: gatewayPod.name, wrapper: startOptions.wrapper },
+      );
+      lab.track(gateway.child);
+      return gateway;
+    };
+
     return {
       lab,
       clientNode,
@@ -234,12 +277,30 @@ export function buildTwoNodeLab(tag = "twonode", options: TwoNodeLabOptions = {}
       snapshot: (o = {}) => labSnapshot(o.tunnel ?? true),
       startPeerEcho,
       httpClient: (ns) => NamespaceHttpClient.start(lab, ns),
+      startGateway,
+      healthUrl: (path) => `http://${TWO_NODE.gatewayPod.ip}:${HEALTH_PORT}${path}`,
+      programmed: () => programmedEntries(gatewayPod),
       destroy,
     };
   } catch (error) {
     destroy();
     throw error;
   }
+}
+
+const lines = (text: string): string[] =>
+  text
+    .split("\n")
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .sort();
+
+function programmedEntries(pod: Namespace): ProgrammedEntries {
+  return {
+    routes: lines(pod.ip("route", "show", "proto", "0x45")),
+    neighbours: lines(pod.ip("neigh", "show", "dev", "vxlan0", "nud", "permanent")),
+    fdb: lines(pod.exec("bridge", ["fdb", "show", "dev", "vxlan0"])).filter((line) => line.includes(" dst ")),
+  };
 }
 
 const NO_TUNNEL: TunnelType = { ipip: false, vxlan: false, wireguard: false };

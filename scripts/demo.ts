@@ -1,13 +1,20 @@
-// The demo (`bash scripts/demo.sh`): the gateway in a lab of network
-// namespaces wired only to each other. It shows the source address an external
-// host sees without and with the gateway, /readiness following the external
-// host going away and coming back, and termination with drain; then removes
-// everything. Exits non-zero when anything it shows is not what it should be.
+// The demo (`bash scripts/demo.sh`): the gateway in labs of network namespaces
+// wired only to each other, then everything removed. Exits non-zero when
+// anything it shows is not what it should be.
+//   Part 1, pod on a bridge: the source address an external host sees without
+//   and with the gateway, /readiness following the external host going away and
+//   coming back, and termination with drain.
+//   Part 2, two nodes with VXLAN (lab/two-node-demo.ts): a fake node agent's
+//   routes programming the return path, RouteRemove and an agent restart.
+// `--two-node` runs part 2 alone.
+import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
+import { DemoReport, indent, seconds } from "../lab/demo-report.js";
 import { describeInit, icmpRedirectsSent, runInit, startGateway } from "../lab/gateway-pod.js";
 import type { NamespaceHttpClient } from "../lab/namespace-http.js";
 import { ADDR, buildPodLab, type PeerEcho, type PodLab } from "../lab/pod-lab.js";
 import { projectNamespaces, sweepCrashedRuns } from "../lab/sweep.js";
+import { twoNodeDemo } from "../lab/two-node-demo.js";
 import type { GatewayProcess } from "../test/helpers/gateway-process.js";
 
 const PROBE_INTERVAL = "500ms";
@@ -26,29 +33,8 @@ const VXLAN_MAC = [
 ].join(":");
 const OUTAGE_TABLE = "egt_demo_outage";
 
-const started = performance.now();
-const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
-let step = 0;
-let checks = 0;
-let failures = 0;
-
-function title(text: string): void {
-  step += 1;
-  console.log(`\n${step}. ${text}`);
-}
-const say = (text: string): void => console.log(`   ${text}`);
-function check(ok: boolean, text: string): boolean {
-  checks += 1;
-  if (!ok) failures += 1;
-  say(`${ok ? "✓" : "✗"} ${text}`);
-  return ok;
-}
-const indent = (block: string): string =>
-  block
-    .trimEnd()
-    .split("\n")
-    .map((line) => `     ${line}`)
-    .join("\n");
+const report = new DemoReport();
+const { title, say, check } = report;
 
 interface Readiness {
   readonly status: number; // 0: no answer
@@ -226,16 +212,13 @@ async function gatewayDemo(
   );
 }
 
-async function main(): Promise<number> {
-  console.log("egress-gateway demo: a client pod, a gateway pod and an external host in network namespaces");
-  const swept = sweepCrashedRuns().removed;
-  if (swept.length > 0) console.log(`(removed ${swept.length} namespaces left by crashed runs)`);
+async function podOnBridge(): Promise<void> {
+  console.log("Part 1: a client pod, a gateway pod and an external host in network namespaces");
   const pod = buildPodLab("demo");
   try {
     await demo(pod);
   } catch (error) {
-    failures += 1;
-    say(`✗ stopped: ${error instanceof Error ? error.message : String(error)}`);
+    report.stopped(error);
   } finally {
     title("Tear down");
     const processes = pod.lab.pids();
@@ -243,13 +226,29 @@ async function main(): Promise<number> {
     const left = projectNamespaces().filter((name) => name.startsWith(`${pod.lab.prefix}-`));
     check(left.length === 0, `removed the namespaces and ${processes.length} processes; ${left.length} left`);
   }
-  const total = seconds(performance.now() - started);
-  console.log(
-    failures === 0
-      ? `\n✓ all ${checks} checks passed in ${total}`
-      : `\n✗ ${failures} of ${checks} checks failed (${total})`,
-  );
-  return failures === 0 ? 0 : 1;
+}
+
+function parseOptions(): { readonly twoNodeOnly: boolean } {
+  try {
+    const { values } = parseArgs({ options: { "two-node": { type: "boolean" } }, strict: true });
+    return { twoNodeOnly: values["two-node"] === true };
+  } catch (error) {
+    console.error(
+      `demo: ${error instanceof Error ? error.message : String(error)}; usage: demo.sh [--two-node]`,
+    );
+    process.exit(2);
+  }
+}
+
+async function main(): Promise<number> {
+  const { twoNodeOnly } = parseOptions();
+  console.log("egress-gateway demo");
+  const swept = sweepCrashedRuns().removed;
+  if (swept.length > 0) console.log(`(removed ${swept.length} namespaces left by crashed runs)`);
+  if (!twoNodeOnly) await podOnBridge();
+  await twoNodeDemo(report);
+  console.log(`\n${report.summary()}`);
+  return report.ok ? 0 : 1;
 }
 
 process.exitCode = await main();

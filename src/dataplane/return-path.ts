@@ -181,7 +181,7 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
       );
     }
     const routes = desired.routes.length - programmed.exitRoutes;
-    component.report(true, `${routes} return routes to ${desired.nodes} nodes`);
+    component.report(true, `${plural(routes, "return route")} to ${plural(desired.nodes, "node")}`);
     armResync();
   };
 
@@ -247,3 +247,5 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
 
 const exitRouteCount = (desired: DesiredState): number =>
   desired.routes.filter((r) => r.dev === EXIT_DEVICE).length;
+
+const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? "" : "s"}`;

@@ -91,7 +91,11 @@ function policySyncMetrics(m: Exposition, s: PolicySyncState): void {
   m.sample("egress_gateway_policy_sync_connected", {}, s.connected ? 1 : 0);
   m.family("egress_gateway_policy_sync_in_sync", "gauge", "1 once InSync arrived on the current stream.");
   m.sample("egress_gateway_policy_sync_in_sync", {}, s.inSync ? 1 : 0);
-  m.family("egress_gateway_policy_sync_reconnects_total", "counter", "Streams opened after the first.");
+  m.family(
+    "egress_gateway_policy_sync_reconnects_total",
+    "counter",
+    "Dial attempts after the first, including those that found no socket.",
+  );
   m.sample("egress_gateway_policy_sync_reconnects_total", {}, s.reconnects);
   m.family("egress_gateway_policy_sync_messages_total", "counter", "Messages received from the node agent.");
   m.sample(
