@@ -1,0 +1,279 @@
+// The container image, built from the Dockerfile with podman and run the way
+// kubelet runs deploy/: the init container privileged, then the gateway with
+// NET_ADMIN + NET_RAW only and a read-only root, both in the lab's gateway pod
+// namespace with the manifests' environment. The first run on a machine makes
+// the base images and runs npm ci in the build (minutes); later runs reuse
+// both (seconds). scripts/image-build.sh says how.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { teardownOnExit } from "../lab/exit-hooks.js";
+import type { NamespaceHttpClient } from "../lab/namespace-http.js";
+import { ADDR, buildPodLab, type PeerEcho, type PodLab } from "../lab/pod-lab.js";
+import { ROOT } from "./helpers/gateway-process.js";
+import { containerEnv, workloadOf, type PodStatus } from "./helpers/image-manifests.js";
+import {
+  buildImage,
+  envArgs,
+  podman,
+  podmanOk,
+  removeContainers,
+  sweepCrashedContainers,
+} from "./helpers/image-podman.js";
+
+const MAX_IMAGE_BYTES = 250e6;
+/** `podman stop -t`: stands for terminationGracePeriodSeconds. */
+const GRACE_S = 10;
+const DRAIN_S = 3;
+/**
+ * Over the manual Deployment's own values: the lab's external host as probe
+ * target, and times scaled down so that a failure shows in seconds, not in
+ * the manifest's 15 to 35 s.
+ */
+const labSettings = (echo: PeerEcho): Record<string, string> => ({
+  ICMP_PROBE_IPS: ADDR.external.v4,
+  ICMP_PROBE_INTERVAL: "500ms",
+  ICMP_PROBE_TIMEOUT: "2s",
+  HTTP_PROBE_URLS: echo.url(4),
+  HTTP_PROBE_INTERVAL: "500ms",
+  HTTP_PROBE_TIMEOUT: "2s",
+  DRAIN_TIMEOUT: `${DRAIN_S}s`,
+});
+
+const STATUS: PodStatus = { podIP: ADDR.gateway.v4, podIPs: `${ADDR.gateway.v4},${ADDR.gateway.v6}` };
+const manual = workloadOf("egress-gateway.yaml").pod;
+const operator = workloadOf("operator-layout.yaml").pod;
+const READINESS = `http://${ADDR.gateway.v4}:8080/readiness`;
+
+interface Readiness {
+  readonly ready: boolean;
+  readonly components: readonly { readonly name: string; readonly ready: boolean }[];
+}
+
+describe("container image", { timeout: 30 * 60_000 }, () => {
+  let image: string;
+  let buildMs: number;
+  let pod: PodLab;
+  let echo: PeerEcho;
+  let fromClient: NamespaceHttpClient;
+  let fromNode: NamespaceHttpClient;
+  const containers: string[] = [];
+  // Also on SIGINT/SIGTERM of the test run, like the lab's namespaces.
+  const removeOurContainers = teardownOnExit(() => removeContainers(containers));
+  const containerName = (role: string): string => {
+    const name = `${pod.lab.prefix}-${role}`;
+    containers.push(name);
+    return name;
+  };
+  const netns = (): string => `ns:/run/netns/${pod.gateway.name}`;
+
+  /** Runs an init container (privileged, `command` as its entrypoint) to completion in the gateway pod. */
+  const runInitContainer = async (env: Record<string, string>, command: readonly string[]) => {
+    const name = containerName(`init${containers.length}`);
+    const args = ["run", "--rm", "--name", name, "--privileged", "--network", netns()];
+    return podman([...args, "--entrypoint", JSON.stringify(command), ...envArgs(env), image], 60_000);
+  };
+
+  /** Polls /readiness from the node until `want`; the error carries the gateway's log. */
+  const waitForReadiness = async (name: string, want: number, limitMs: number): Promise<number> => {
+    const start = performance.now();
+    let last = "no answer";
+    while (performance.now() - start < limitMs) {
+      const answer = await fromNode.get(READINESS, { timeoutMs: 500 }).catch((e: Error) => e);
+      if (!(answer instanceof Error) && answer.status === want) return performance.now() - start;
+      last = answer instanceof Error ? answer.message : `${answer.status} ${answer.body}`;
+      await sleep(50);
+    }
+    const logs = await podman(["logs", "--tail", "20", name]);
+    throw new Error(
+      `/readiness not ${want} within ${limitMs} ms (last: ${last})\n${logs.stdout}${logs.stderr}`,
+    );
+  };
+
+  const readiness = async (): Promise<Readiness> =>
+    JSON.parse(
+      (await fromNode.get(READINESS, { headers: { accept: "application/json" } })).body,
+    ) as Readiness;
+
+  before(async () => {
+    await sweepCrashedContainers();
+    ({ id: image, ms: buildMs } = await buildImage());
+    pod = buildPodLab("img");
+    [echo, fromClient, fromNode] = await Promise.all([
+      pod.startPeerEcho(0),
+      pod.httpClient(pod.client),
+      pod.httpClient(pod.node),
+    ]);
+  });
+
+  after(() => {
+    removeOurContainers();
+    pod?.destroy();
+  });
+
+  it("is under 250 MB with the entry scripts, the program and the network tools, without npm or compilers", async (t) => {
+    const size = Number(await podmanOk(["image", "inspect", "--format", "{{.Size}}", image]));
+    t.diagnostic(
+      `image ${(size / 1e6).toFixed(0)} MB; scripts/image-build.sh took ${(buildMs / 1e3).toFixed(1)} s`,
+    );
+    assert.ok(size < MAX_IMAGE_BYTES, `image is ${size} bytes`);
+    const probe = [
+      "for p in /init-gateway.sh /start-gateway.sh; do test -x $p && echo exec:$p; done",
+      "for p in /app/package.json /app/dist/init/main.js /app/dist/gateway/main.js" +
+        " /app/node_modules/raw-socket/build/Release/raw.node /app/src /app/node_modules/typescript" +
+        " /app/node_modules/tsx /app/node_modules/.bin/tsc /root/.npm /usr/local/lib/node_modules; do" +
+        " test -e $p && echo path:$p; done",
+      "for c in node ip bridge nft iptables-nft iptables-legacy ip6tables-nft ip6tables-legacy" +
+        " npm npx yarn corepack gcc cc g++ make python3; do command -v $c >/dev/null && echo cmd:$c; done",
+      "node -p process.versions.node",
+    ].join("\n");
+    const found = (await podmanOk(["run", "--rm", "--network", "none", image, "sh", "-c", probe])).split(
+      "\n",
+    );
+    assert.deepEqual(found.filter((line) => !/^\d/.test(line)).sort(), [
+      "cmd:bridge",
+      "cmd:ip",
+      "cmd:ip6tables-legacy",
+      "cmd:ip6tables-nft",
+      "cmd:iptables-legacy",
+      "cmd:iptables-nft",
+      "cmd:nft",
+      "cmd:node",
+      "exec:/init-gateway.sh",
+      "exec:/start-gateway.sh",
+      "path:/app/dist/gateway/main.js",
+      "path:/app/dist/init/main.js",
+      "path:/app/node_modules/raw-socket/build/Release/raw.node",
+      "path:/app/package.json",
+    ]);
+    assert.ok(Number(found.at(-1)?.split(".")[0]) >= 20, `node ${found.at(-1)}`);
+  });
+
+  it("carries OCI labels and runs as root by default", async () => {
+    const config = JSON.parse(
+      await podmanOk(["image", "inspect", "--format", "{{json .Config}}", image]),
+    ) as {
+      User: string;
+      Labels: Record<string, string>;
+    };
+    const version = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string })
+      .version;
+    const label = (key: string): string | undefined => config.Labels[`org.opencontainers.image.${key}`];
+    assert.equal(label("title"), "egress-gateway");
+    assert.equal(label("version"), version);
+    assert.equal(label("licenses"), "Apache-2.0");
+    for (const key of ["description", "source", "revision", "created", "base.name"])
+      assert.ok(label(key), `label org.opencontainers.image.${key}`);
+    assert.equal(config.User, "root");
+  });
+
+  it("init container (privileged, manual Deployment's env) prepares the gateway pod", async () => {
+    const init = manual.initContainers![0]!;
+    const ran = await runInitContainer(containerEnv(init, STATUS), init.command!);
+    assert.equal(ran.code, 0, ran.stderr + ran.stdout);
+    assert.match(ran.stdout, new RegExp(`ready in \\d+ ms: .*SNAT to ${ADDR.gateway.v4} out of eth0`));
+    assert.match(
+      pod.gateway.ip("-d", "link", "show", "vxlan0"),
+      /link\/ether a2:2a:c6:33:64:02 .*vxlan id 4097/s,
+    );
+  });
+
+  it("init container with the operator layout's env (dual-stack) runs again over it", async () => {
+    const init = operator.initContainers![0]!;
+    const ran = await runInitContainer(containerEnv(init, STATUS), init.command!);
+    assert.equal(ran.code, 0, ran.stderr + ran.stdout);
+    assert.match(ran.stdout, new RegExp(`SNAT to ${ADDR.gateway.v4}, ${ADDR.gateway.v6} out of eth0`));
+  });
+
+  describe("gateway container, NET_ADMIN + NET_RAW only, read-only root", () => {
+    let name: string;
+
+    before(async () => {
+      const main = manual.containers[0]!;
+      const env = containerEnv(main, STATUS);
+      const settings = labSettings(echo);
+      for (const key of Object.keys(settings)) assert.ok(key in env, `the manifest sets ${key}`);
+      name = containerName("main");
+      await podmanOk([
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--network",
+        netns(),
+        "--cap-drop=all",
+        "--cap-add=NET_ADMIN,NET_RAW",
+        "--read-only",
+        "--read-only-tmpfs=false",
+        // The policy-sync volume's mount point; empty: the lab has no node agent.
+        "--tmpfs",
+        main.volumeMounts![0]!.mountPath,
+        "--entrypoint",
+        JSON.stringify(main.command),
+        ...envArgs({ ...env, ...settings }),
+        image,
+      ]);
+    });
+
+    it("has exactly those capabilities and turns ready when ICMP and HTTP probes reach the external host", async () => {
+      const caps = await podmanOk(["inspect", "--format", "{{.EffectiveCaps}}", name]);
+      assert.equal(caps, "[CAP_NET_ADMIN CAP_NET_RAW]");
+      await waitForReadiness(name, 200, 10_000);
+      const ready = Object.fromEntries((await readiness()).components.map((c) => [c.name, c.ready]));
+      assert.equal(ready.ICMPProbes, true, "raw ICMP socket works with NET_RAW");
+      assert.equal(ready.HTTPProbes, true);
+    });
+
+    it("forwards the client's traffic: the external host sees the gateway's address", async () => {
+      assert.equal(await fromClient.text(echo.url(4)), ADDR.client.v4, "direct, before");
+      pod.routeClientViaGateway(true);
+      assert.equal(await fromClient.text(echo.url(4)), ADDR.gateway.v4);
+      assert.equal(await fromClient.text(echo.url(6)), ADDR.gateway.v6);
+      pod.routeClientViaGateway(false);
+    });
+
+    it("answers 503 when the probe target stops answering, 200 when it is back", async () => {
+      const block = [
+        "table inet egt_block {",
+        "  chain inbound {",
+        "    type filter hook input priority 0;",
+        `    ip saddr ${ADDR.gateway.v4} drop`,
+        "  }",
+        "}",
+      ];
+      pod.external.exec("nft", ["-f", "-"], `${block.join("\n")}\n`);
+      try {
+        await waitForReadiness(name, 503, 2_000 + 2_000);
+        // Each group turns within its own window after its last success.
+        let ready: Record<string, boolean> = {};
+        for (const until = performance.now() + 3_000; performance.now() < until; await sleep(100)) {
+          ready = Object.fromEntries((await readiness()).components.map((c) => [c.name, c.ready]));
+          if (!ready.ICMPProbes && !ready.HTTPProbes) break;
+        }
+        assert.deepEqual(ready, { ICMPProbes: false, HTTPProbes: false, PolicySync: true });
+      } finally {
+        pod.external.exec("nft", ["delete", "table", "inet", "egt_block"]);
+      }
+      await waitForReadiness(name, 200, 3_000);
+    });
+
+    it(`on podman stop -t ${GRACE_S}: 503 at once, drains, exits 0 within the grace period (no SIGKILL)`, async () => {
+      const start = performance.now();
+      const stop = spawn("podman", ["stop", "--time", String(GRACE_S), name], { stdio: "ignore" });
+      const stopped = once(stop, "close") as Promise<[number | null]>;
+      await waitForReadiness(name, 503, 1_500);
+      const [stopCode] = await stopped;
+      const tookS = (performance.now() - start) / 1e3;
+      assert.equal(stopCode, 0);
+      const state = await podmanOk(["inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", name]);
+      assert.equal(state, "0 false", "exit code 0, not 137 (SIGKILL)");
+      assert.ok(tookS >= DRAIN_S - 0.2 && tookS < GRACE_S, `stopped after ${tookS.toFixed(2)} s`);
+      const logs = await podmanOk(["logs", name]);
+      assert.match(logs, /drain complete, exiting/);
+    });
+  });
+});
