@@ -22,6 +22,7 @@ import { RunLab } from "../lab/run-lab.js";
 import { sweepCrashedRuns } from "../lab/sweep.js";
 import type { Namespace } from "../test/helpers/netns.js";
 import { cleanupOnSignal, fixed, integerFlags, loadLine, median, table, verdict } from "./support/report.js";
+import { routeOf } from "../lab/routes.js";
 
 const flags = integerFlags({ rounds: 3, changes: 40, nodes: 1000, "per-node": 10 });
 const VNI = 4097;
@@ -40,19 +41,8 @@ const TYPES = {
   remoteTunnel: false,
   localTunnel: false,
 };
-const route = (dst: string, fields: Partial<Route>): Route => ({
-  dst,
-  types: TYPES,
-  poolType: "VXLAN",
-  dstNodeName: "",
-  dstNodeIp: "",
-  sameSubnet: false,
-  natOutgoing: true,
-  localWorkload: false,
-  tunnelType: undefined,
-  borrowed: false,
-  ...fields,
-});
+const route = (dst: string, fields: Partial<Route>): Route =>
+  routeOf(dst, { types: TYPES, natOutgoing: true, ...fields });
 
 interface Fleet {
   readonly snapshot: RouteSnapshot;

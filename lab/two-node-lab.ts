@@ -26,6 +26,7 @@ import { teardownOnExit } from "./exit-hooks.js";
 import { describeInit, INIT_GATEWAY } from "./gateway-pod.js";
 import { NamespaceHttpClient } from "./namespace-http.js";
 import { RunLab } from "./run-lab.js";
+import { routeOf } from "./routes.js";
 
 export const VNI = 4097;
 export const VXLAN_PORT = 4790;
@@ -305,28 +306,8 @@ function programmedEntries(pod: Namespace): ProgrammedEntries {
 
 const NO_TUNNEL: TunnelType = { ipip: false, vxlan: false, wireguard: false };
 
-function labRoute(dst: string, fields: Partial<Route>): Route {
-  return {
-    dst,
-    types: {
-      remoteWorkload: false,
-      remoteHost: false,
-      localWorkload: false,
-      localHost: false,
-      remoteTunnel: false,
-      localTunnel: false,
-    },
-    poolType: "VXLAN",
-    dstNodeName: "",
-    dstNodeIp: "",
-    sameSubnet: false,
-    natOutgoing: true,
-    localWorkload: false,
-    tunnelType: undefined,
-    borrowed: false,
-    ...fields,
-  };
-}
+const labRoute = (dst: string, fields: Partial<Route>): Route =>
+  routeOf(dst, { natOutgoing: true, ...fields });
 
 /** The routes the node agent would send the gateway in this lab, as the route store keeps them. */
 function labSnapshot(tunnel: boolean): RouteSnapshot {

@@ -6,40 +6,18 @@ import { desiredState, type DesiredInput } from "../src/dataplane/desired.js";
 import { changeCount, diff } from "../src/dataplane/diff.js";
 import { gatewayMac, isNodeMac, nodeMac } from "../src/dataplane/mac.js";
 import type { DesiredState } from "../src/dataplane/types.js";
-import type { PoolType, Route, RouteSnapshot, RouteTypes, TunnelType } from "../src/sync/types.js";
+import type { PoolType, Route, RouteSnapshot, TunnelType } from "../src/sync/types.js";
+import { NO_ROUTE_TYPES, routeOf } from "../lab/routes.js";
 
 const OUR_IP = "198.51.100.66";
 const POD_GATEWAY = "169.254.1.1";
 const VNI = 4097;
 
-const NO_TYPES: RouteTypes = {
-  remoteWorkload: false,
-  remoteHost: false,
-  localWorkload: false,
-  localHost: false,
-  remoteTunnel: false,
-  localTunnel: false,
-};
-
-function route(dst: string, fields: Partial<Route> = {}): Route {
-  return {
-    dst,
-    types: NO_TYPES,
-    poolType: "VXLAN",
-    dstNodeName: "",
-    dstNodeIp: "",
-    sameSubnet: false,
-    natOutgoing: false,
-    localWorkload: false,
-    tunnelType: undefined,
-    borrowed: false,
-    ...fields,
-  };
-}
+const route = routeOf;
 
 const ourRoute = (fields: Partial<Route> = {}): Route =>
   route("198.51.100.64/26", {
-    types: { ...NO_TYPES, localWorkload: true },
+    types: { ...NO_ROUTE_TYPES, localWorkload: true },
     dstNodeName: "gw-node",
     dstNodeIp: "198.18.0.2",
     localWorkload: true,
@@ -48,7 +26,7 @@ const ourRoute = (fields: Partial<Route> = {}): Route =>
 
 const workload = (dst: string, node: string, nodeIp: string, fields: Partial<Route> = {}): Route =>
   route(dst, {
-    types: { ...NO_TYPES, remoteWorkload: true },
+    types: { ...NO_ROUTE_TYPES, remoteWorkload: true },
     dstNodeName: node,
     dstNodeIp: nodeIp,
     ...fields,
@@ -62,7 +40,7 @@ const tunnel = (
   fields: Partial<Route> = {},
 ): Route =>
   route(`${address}/32`, {
-    types: { ...NO_TYPES, remoteTunnel: true },
+    types: { ...NO_ROUTE_TYPES, remoteTunnel: true },
     dstNodeName: node,
     poolType,
     tunnelType: { ipip: kind === "ipip", vxlan: kind === "vxlan", wireguard: kind === "wireguard" },
@@ -163,7 +141,7 @@ describe("desired return path", () => {
         ours: ourRoute(),
         tunnels: [
           tunnel("198.51.100.70", "gw-node", "wireguard", "VXLAN", {
-            types: { ...NO_TYPES, localTunnel: true },
+            types: { ...NO_ROUTE_TYPES, localTunnel: true },
           }),
           tunnel("198.51.100.1", "node1", "vxlan", "VXLAN"),
           tunnel("198.51.100.3", "node1", "wireguard", "VXLAN"),

@@ -18,33 +18,13 @@ import { createReturnPath, type DataplaneLog, type ReturnPath } from "../src/dat
 import { Readiness } from "../src/gateway/readiness.js";
 import type { Route, RouteSnapshot } from "../src/sync/types.js";
 import { Lab, type Namespace } from "./helpers/netns.js";
+import { routeOf } from "../lab/routes.js";
 
 const OUR_IP = "198.51.100.66";
 const POD_GATEWAY = "198.18.255.1";
 const VNI = 4097;
 
-function route(dst: string, fields: Partial<Route>): Route {
-  return {
-    dst,
-    types: {
-      remoteWorkload: false,
-      remoteHost: false,
-      localWorkload: false,
-      localHost: false,
-      remoteTunnel: false,
-      localTunnel: false,
-    },
-    poolType: "VXLAN",
-    dstNodeName: "",
-    dstNodeIp: "",
-    sameSubnet: false,
-    natOutgoing: false,
-    localWorkload: false,
-    tunnelType: undefined,
-    borrowed: false,
-    ...fields,
-  };
-}
+const route = routeOf;
 
 const OUR_ROUTE = route("198.51.100.64/26", {
   dstNodeName: "gw-node",

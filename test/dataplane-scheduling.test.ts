@@ -10,29 +10,12 @@ import { createReturnPath, type DataplaneLog } from "../src/dataplane/return-pat
 import { Readiness } from "../src/gateway/readiness.js";
 import type { Route, RouteSnapshot } from "../src/sync/types.js";
 import { FakeClock } from "./helpers/fake-clock.js";
+import { NO_ROUTE_TYPES, routeOf } from "../lab/routes.js";
 
 const OUR_IP = "198.51.100.66";
 
-const route = (dst: string, fields: Partial<Route>): Route => ({
-  dst,
-  types: {
-    remoteWorkload: true,
-    remoteHost: false,
-    localWorkload: false,
-    localHost: false,
-    remoteTunnel: false,
-    localTunnel: false,
-  },
-  poolType: "VXLAN",
-  dstNodeName: "",
-  dstNodeIp: "",
-  sameSubnet: false,
-  natOutgoing: false,
-  localWorkload: false,
-  tunnelType: undefined,
-  borrowed: false,
-  ...fields,
-});
+const route = (dst: string, fields: Partial<Route>): Route =>
+  routeOf(dst, { types: { ...NO_ROUTE_TYPES, remoteWorkload: true }, ...fields });
 
 /** Snapshot number `n`: node `node<n>` with one block, so each snapshot programs something new. */
 function snapshot(n: number): RouteSnapshot {
