@@ -151,3 +151,140 @@ describe("health server sockets", () => {
     assert.ok(performance.now() - started < 1_500);
   });
 });
+
+interface Answered {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** One request over a real socket, so that it meets the server's fast path. */
+function fetchRaw(
+  port: number,
+  path: string,
+  method = "GET",
+  headers: Record<string, string> = {},
+): Promise<Answered> {
+  return new Promise((resolve, reject) => {
+    const options = {
+      host: "127.0.0.1",
+      port,
+      path,
+      method,
+      headers: { connection: "keep-alive", ...headers },
+    };
+    const req = request({ ...options, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => {
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+      });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("health server fast path for the polled routes", () => {
+  const ANSWER_HEADERS = ["content-type", "cache-control", "content-length"];
+  const cases: { method: "GET" | "HEAD"; url: string; headers?: Record<string, string> }[] = [
+    { method: "GET", url: "/readiness" },
+    { method: "HEAD", url: "/readiness" },
+    { method: "GET", url: "/readiness", headers: { accept: "application/json" } },
+    { method: "GET", url: "/readiness?verbose=1" },
+    { method: "GET", url: "/liveness" },
+    { method: "HEAD", url: "/liveness" },
+  ];
+
+  it("answers GET and HEAD of /readiness and /liveness exactly as the fastify routes do", async () => {
+    const clock = new FakeClock();
+    const readiness = new Readiness(clock);
+    const icmp = readiness.register("ICMPProbes", { timeoutMs: 15_000 });
+    const options = { readiness: () => readiness.evaluate(), metrics: () => "m 1\n" };
+    const injected = buildHealthApp(options);
+    const server = await startHealthServer({ host: "127.0.0.1", port: 0, ...options });
+    try {
+      for (const ready of [false, true]) {
+        if (ready) icmp.report(true, "1 of 1 targets answering");
+        for (const c of cases) {
+          const label = `${c.method} ${c.url} ${JSON.stringify(c.headers ?? {})} ready=${ready}`;
+          const viaSocket = await fetchRaw(server.address.port, c.url, c.method, c.headers);
+          const viaFastify = await injected.inject({
+            method: c.method,
+            url: c.url,
+            headers: c.headers ?? {},
+          });
+          assert.equal(viaSocket.status, viaFastify.statusCode, label);
+          assert.equal(viaSocket.body, viaFastify.body, label);
+          for (const name of ANSWER_HEADERS) {
+            assert.equal(
+              String(viaSocket.headers[name]),
+              String(viaFastify.headers[name]),
+              `${label}: ${name}`,
+            );
+          }
+          assert.match(String(viaSocket.headers["keep-alive"]), /timeout=5/, label);
+        }
+      }
+    } finally {
+      await server.close(1_000);
+      await injected.close();
+    }
+  });
+
+  it("follows readiness at the time of each request", async () => {
+    const clock = new FakeClock();
+    const readiness = new Readiness(clock);
+    const icmp = readiness.register("ICMPProbes", { timeoutMs: 15_000 });
+    const server = await startHealthServer({
+      host: "127.0.0.1",
+      port: 0,
+      readiness: () => readiness.evaluate(),
+      metrics: () => "",
+    });
+    try {
+      assert.equal((await fetchRaw(server.address.port, "/readiness")).status, 503);
+      icmp.report(true);
+      assert.equal((await fetchRaw(server.address.port, "/readiness")).status, 200);
+      clock.advance(15_000);
+      const stale = await fetchRaw(server.address.port, "/readiness");
+      assert.equal(stale.status, 503);
+      assert.match(stale.body, /not ready/);
+      readiness.terminate();
+      assert.match((await fetchRaw(server.address.port, "/readiness")).body, /Termination/);
+      assert.equal(
+        (await fetchRaw(server.address.port, "/liveness")).status,
+        200,
+        "liveness stays 200 while draining",
+      );
+    } finally {
+      await server.close(1_000);
+    }
+  });
+
+  it("leaves every other request to fastify", async () => {
+    const readiness = new Readiness(new FakeClock());
+    const server = await startHealthServer({
+      host: "127.0.0.1",
+      port: 0,
+      readiness: () => readiness.evaluate(),
+      metrics: () => "m 1\n",
+    });
+    try {
+      const port = server.address.port;
+      assert.equal((await fetchRaw(port, "/readiness", "POST")).status, 404);
+      for (const path of ["/readiness/", "/readiness/x", "/readinessx", "/liveness/", "/"]) {
+        const res = await fetchRaw(port, path);
+        assert.equal(res.status, 404, path);
+        assert.equal(res.body, `not found: GET ${path}\n`, path);
+      }
+      const metrics = await fetchRaw(port, "/metrics");
+      assert.equal(metrics.status, 200);
+      assert.equal(metrics.body, "m 1\n");
+    } finally {
+      await server.close(1_000);
+    }
+  });
+});

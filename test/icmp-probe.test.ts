@@ -377,3 +377,43 @@ describe("ICMP prober without NET_RAW", () => {
     assert.equal(outcome.exitCode, 0);
   });
 });
+
+describe("ICMP prober backstop", () => {
+  const lab = new Lab("icmpbs");
+  after(() => lab.destroy());
+
+  it("ends a request whose signal never aborts with TIMEOUT at timeoutMs, both families", async () => {
+    // The sink routes both targets to a blackhole, which drops packets without
+    // a word: the sends succeed and nothing ever answers.
+    const ns = lab.ns("prober");
+    const sink = lab.ns("sink");
+    for (const n of [ns, sink]) {
+      n.sysctl("net.ipv6.conf.all.accept_dad", "0");
+      n.sysctl("net.ipv6.conf.default.accept_dad", "0");
+    }
+    lab.link(ns, "eth0", sink, "eth0");
+    ns.ip("addr", "add", "198.18.0.2/24", "dev", "eth0");
+    ns.ip("-6", "addr", "add", "2001:db8:0:1::2/64", "dev", "eth0", "nodad");
+    ns.ip("route", "add", "198.51.100.0/24", "via", "198.18.0.1");
+    ns.ip("-6", "route", "add", "2001:db8:50::/48", "via", "2001:db8:0:1::1");
+    sink.ip("addr", "add", "198.18.0.1/24", "dev", "eth0");
+    sink.ip("-6", "addr", "add", "2001:db8:0:1::1/64", "dev", "eth0", "nodad");
+    sink.ip("route", "add", "blackhole", "198.51.100.0/24");
+    sink.ip("-6", "route", "add", "blackhole", "2001:db8:50::/48");
+    const backstopMs = 300;
+    const outcome = await runProbes(ns, {
+      probers: [{ identifier: 0x6666, timeoutMs: backstopMs }],
+      // The signals' deadlines are far away: only the backstop can end these.
+      probes: probes(0, 5_000, ["198.51.100.50", "2001:db8:50::50"], 2),
+    });
+    assert.ok("results" in outcome.report, JSON.stringify(outcome.report));
+    for (const runs of outcome.report.results) {
+      assert.equal(runs.length, 2);
+      for (const result of runs) assertTimedOut(result, backstopMs);
+    }
+    assert.deepEqual(
+      outcome.report.stats.map((s) => s.outstanding),
+      [0],
+    );
+  });
+});

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { describe, it } from "node:test";
 import { Readiness } from "../src/gateway/readiness.js";
 import { jitteredInterval, ProbeGroup, type TargetTransition } from "../src/probes/group.js";
@@ -153,5 +154,170 @@ describe("probe group scheduling and readiness window", () => {
     assert.equal(clock.timerCount, 0);
     await clock.advanceAsync(5_000, 100);
     assert.equal(starts.length, 1, "no probe after stop");
+  });
+});
+
+/** A deterministic uniform [0, 1) source (mulberry32), so that jitter tests repeat. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Counts the timers a group arms. */
+class CountingClock extends FakeClock {
+  armed = 0;
+  override setTimer(ms: number, fn: () => void) {
+    this.armed++;
+    return super.setTimer(ms, fn);
+  }
+}
+
+function groupOn(
+  clock: FakeClock,
+  targets: readonly string[],
+  prober: Prober,
+  random: () => number = () => 0.5,
+  intervalMs = 1_000,
+) {
+  const readiness = new Readiness(clock);
+  const component = readiness.register("ICMPProbes", { timeoutMs: 3_000 });
+  const group = new ProbeGroup({
+    protocol: "icmp",
+    targets,
+    intervalMs,
+    timeoutMs: 3_000,
+    prober,
+    component,
+    clock,
+    random,
+  });
+  return { readiness, group };
+}
+
+const addresses = (n: number): string[] =>
+  Array.from({ length: n }, (_, i) => `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+
+describe("probe group slots", () => {
+  it("serves 1,000 targets with one timer a slot, not one per target or per deadline", async () => {
+    const clock = new CountingClock();
+    const targets = addresses(1_000);
+    let probes = 0;
+    // Answers without a timer of its own, so that every timer armed is the group's.
+    const prober: Prober = () => {
+      probes++;
+      return Promise.resolve({ ok: true, durationMs: 0.5 });
+    };
+    const { group } = groupOn(clock, targets, prober, seeded(1));
+    group.start();
+    await clock.advanceAsync(10_000, 5);
+    // 10 s of 20 ms slots is 500 sweeps; a timer per probe and per deadline was 20,000.
+    assert.ok(clock.armed <= 520, `${clock.armed} timers armed`);
+    assert.ok(probes >= 9_500, `${probes} probes`);
+    for (const status of group.statuses)
+      assert.ok(status.successes >= 9, `${status.target}: ${status.successes}`);
+    await group.stop();
+  });
+
+  it("keeps every gap between two probes of a target within ±5 % of the interval", async () => {
+    const clock = new FakeClock();
+    const targets = addresses(40);
+    const alive = new Map(targets.map((t, i) => [t, i % 2 === 0]));
+    const { prober, starts } = scriptedProber(clock, alive, 3);
+    const { group } = groupOn(clock, targets, prober, seeded(7));
+    group.start();
+    await clock.advanceAsync(20_000, 5);
+    const gaps = new Set<number>();
+    for (const target of targets) {
+      const at = starts.filter((s) => s.target === target).map((s) => s.at);
+      assert.ok(at.length >= 18, `${target}: ${at.length} probes`);
+      for (let i = 1; i < at.length; i++) {
+        const gap = at[i]! - at[i - 1]!;
+        assert.ok(gap >= 950 && gap <= 1_050, `${target}: gap ${gap}`);
+        gaps.add(gap);
+      }
+    }
+    // Still jitter: several distinct gaps, not one rounded interval.
+    assert.ok(gaps.size >= 4, `gaps seen: ${[...gaps].join(", ")}`);
+    await group.stop();
+  });
+
+  it("gives the probes of one sweep one signal, aborted exactly one interval after their start", async () => {
+    const clock = new FakeClock();
+    const targets = addresses(5);
+    const signals = new Set<AbortSignal>();
+    const aborted: number[] = [];
+    let startedAt = -1;
+    const prober: Prober = (_target, signal) =>
+      new Promise((resolve) => {
+        if (startedAt < 0) startedAt = clock.now();
+        if (signals.size === 0) signal.addEventListener("abort", () => aborted.push(clock.now()));
+        signals.add(signal);
+        const started = clock.now();
+        signal.addEventListener("abort", () =>
+          resolve({
+            ok: false,
+            durationMs: clock.now() - started,
+            failure: { code: "TIMEOUT", message: "none" },
+          }),
+        );
+      });
+    // random 0: every first probe in the first slot.
+    const { group } = groupOn(clock, targets, prober, () => 0);
+    group.start();
+    await clock.advanceAsync(1_010, 5);
+    assert.equal(signals.size, 1, "one signal for the sweep");
+    assert.deepEqual(aborted, [startedAt + 1_000]);
+    for (const status of group.statuses) assert.equal(status.lastResult?.failure?.code, "TIMEOUT");
+    await group.stop();
+  });
+
+  it("never hands a probe a signal that still carries an earlier probe's listener", async () => {
+    const clock = new FakeClock();
+    const leftBehind: number[] = [];
+    // A careless prober: answers at once and leaves its abort listener on the signal.
+    const prober: Prober = (_target, signal) => {
+      leftBehind.push(getEventListeners(signal, "abort").length);
+      signal.addEventListener("abort", () => undefined);
+      return Promise.resolve({ ok: true, durationMs: 1 });
+    };
+    const { group } = groupOn(clock, ["198.51.100.1"], prober);
+    group.start();
+    await clock.advanceAsync(5_000, 10);
+    assert.ok(leftBehind.length >= 4);
+    assert.deepEqual(new Set(leftBehind), new Set([0]));
+    await group.stop();
+  });
+
+  it("contains a prober that throws instead of returning a promise", async () => {
+    const clock = new FakeClock();
+    const prober: Prober = () => {
+      throw new Error("sync boom");
+    };
+    const { group } = groupOn(clock, ["198.51.100.1"], prober);
+    group.start();
+    await clock.advanceAsync(3_000, 10);
+    const status = group.statuses[0]!;
+    assert.ok(status.failures >= 2, `${status.failures} failures`);
+    assert.equal(status.lastResult?.failure?.code, "INTERNAL");
+    assert.match(status.lastResult.failure.message, /sync boom/);
+    await group.stop();
+  });
+
+  it("stop() called twice resolves both times once the probes in flight settled", async () => {
+    const clock = new FakeClock();
+    const alive = new Map([["198.51.100.9", false]]);
+    const { prober, starts } = scriptedProber(clock, alive);
+    const { group } = groupOn(clock, [...alive.keys()], prober, () => 0);
+    group.start();
+    await clock.advanceAsync(100, 10);
+    assert.equal(starts.length, 1);
+    await Promise.all([group.stop(), group.stop()]);
+    assert.equal(clock.timerCount, 0);
+    assert.equal(group.statuses[0]?.lastResult, undefined, "a result after stop is not recorded");
   });
 });
