@@ -33,8 +33,10 @@ import {
 const flags = integerFlags({ seconds: 60, targets: 1000, warmup: 5 });
 const INTERVAL_MS = 1_000; // 1 s, ICMP_PROBE_INTERVAL
 const TIMEOUT_MS = 3_000; // 3 s, ICMP_PROBE_TIMEOUT
-const CPU_TARGET = 0.1; // share of one core
-const RSS_TARGET_BYTES = 120e6; // 120 MB, the stricter reading (114.4 MiB)
+const CPU_TARGET = 0.1; // share of one core (issue)
+const RSS_TARGET_BYTES = 120e6; // 120 MB, the stricter reading (114.4 MiB) (issue)
+const CPU_GOAL = 0.075; // share of one core (project goal)
+const RSS_GOAL_BYTES = 80e6; // 80 MB (76.3 MiB) (project goal)
 const GATEWAY_IP = "198.51.100.1";
 const HOSTS_IP = "198.51.100.2";
 const HEALTH_PORT = 9090; // inside the gateway namespace only
@@ -229,14 +231,26 @@ function report(results: readonly Measurement[], setupMs: number): void {
       [
         "gateway CPU",
         percent(gateway.coreShare),
-        `< ${percent(CPU_TARGET)} of a core`,
+        `< ${percent(CPU_TARGET)} of a core (issue)`,
         verdict(gateway.coreShare < CPU_TARGET),
+      ],
+      [
+        "gateway CPU",
+        percent(gateway.coreShare),
+        `< ${percent(CPU_GOAL)} of a core (project goal)`,
+        verdict(gateway.coreShare < CPU_GOAL),
       ],
       [
         "gateway peak RSS",
         mebibytes(gateway.peakRss),
-        `< ${mebibytes(RSS_TARGET_BYTES)} (120 MB)`,
+        `< ${mebibytes(RSS_TARGET_BYTES)} (120 MB, issue)`,
         verdict(gateway.peakRss < RSS_TARGET_BYTES),
+      ],
+      [
+        "gateway peak RSS",
+        mebibytes(gateway.peakRss),
+        `< ${mebibytes(RSS_GOAL_BYTES)} (80 MB, project goal)`,
+        verdict(gateway.peakRss < RSS_GOAL_BYTES),
       ],
       [
         "gateway probes/s",
