@@ -149,8 +149,10 @@ for (const backend of BACKENDS) {
 
     it("prints the plan on --dry-run, even unprivileged, and changes nothing", async () => {
       const before = dumpState(lab.gateway);
-      const nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
-      const run = await runInit(lab.gateway, env, { args: ["--dry-run"], inner: nobody });
+      // Root without a single capability: as unprivileged as a user, and it
+      // can still read a checkout under a 0700 directory (mktemp -d).
+      const noCapabilities = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all"];
+      const run = await runInit(lab.gateway, env, { args: ["--dry-run"], inner: noCapabilities });
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stdout, /^egress-gateway init: dry run, nothing is changed\n/);
       assert.match(run.stdout, /Assumed: .* \(not checked: needs CAP_NET_ADMIN\)/);
