@@ -10,9 +10,10 @@ import { after, before, describe, it } from "node:test";
 import { systemClock } from "../src/clock.js";
 import { createReturnPath, type ReturnPath } from "../src/dataplane/return-path.js";
 import { Readiness } from "../src/gateway/readiness.js";
+import { capture as captureIn } from "../lab/capture.js";
 import { buildTwoNodeLab, TWO_NODE, VNI, type TwoNodeLab } from "../lab/two-node-lab.js";
 import type { NamespaceHttpClient } from "../lab/namespace-http.js";
-import { ensureInitBuilt, NsProcess } from "./helpers/init-lab.js";
+import { ensureInitBuilt, type NsProcess } from "./helpers/init-lab.js";
 import type { Namespace } from "./helpers/netns.js";
 
 const quiet = { warn: () => {}, info: () => {}, debug: () => {} };
@@ -53,19 +54,8 @@ describe("return path through the two-node VXLAN lab", () => {
     lab?.destroy();
   });
 
-  const capture = async (ns: Namespace, dev: string, filter: string): Promise<NsProcess> => {
-    const child = lab.lab.spawn(
-      ns,
-      "tcpdump",
-      ["-i", dev, "-n", "-l", "--immediate-mode", "-T", "vxlan", ...filter.split(" ")],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    const process = new NsProcess(child);
-    await process.waitFor((_out, err) => err.includes("listening on"));
-    return process;
-  };
+  const capture = (ns: Namespace, dev: string, filter: string): Promise<NsProcess> =>
+    captureIn(lab.lab, ns, dev, filter);
 
   it("without a return path the client gets no answer", async () => {
     await assert.rejects(client.text(url, 1_000));
