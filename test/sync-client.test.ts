@@ -10,32 +10,13 @@ import { Readiness, type ComponentView } from "../src/gateway/readiness.js";
 import { REDIAL_MS, startPolicySync, type PolicySync, type PolicySyncOptions } from "../src/sync/client.js";
 import type { RouteSnapshot } from "../src/sync/types.js";
 import { FakeClock } from "./helpers/fake-clock.js";
+import { ourBlock, tunnelB, workloadsB as sharedWorkloadsB } from "./helpers/sync-routes.js";
 
 const OUR_IP = "10.65.0.7";
 const TIMEOUT_MS = 90_000;
 
-const ourBlock: FakeRoute = {
-  dst: "10.65.0.0/26",
-  types: ["localWorkload"],
-  poolType: "VXLAN",
-  dstNodeName: "node-a",
-  dstNodeIp: "192.0.2.10",
-};
-const tunnelB: FakeRoute = {
-  dst: "10.65.1.1/32",
-  types: ["remoteHost", "remoteTunnel"],
-  tunnelType: { vxlan: true },
-  dstNodeName: "node-b",
-  dstNodeIp: "192.0.2.11",
-};
-const workloadsB: FakeRoute = {
-  dst: "10.65.1.0/26",
-  types: ["remoteWorkload"],
-  encoding: "enum",
-  poolType: "VXLAN",
-  dstNodeName: "node-b",
-  dstNodeIp: "192.0.2.11",
-};
+// Sent with the route type in the enum field, so that this file covers that encoding too.
+const workloadsB: FakeRoute = { ...sharedWorkloadsB, encoding: "enum" };
 const workloadsC: FakeRoute = {
   ...workloadsB,
   dst: "10.65.2.0/26",

@@ -4,6 +4,7 @@ import { routeUpdateMessage, type FakeRoute } from "../lab/fake-agent.js";
 import { decodeRoute } from "../src/sync/codec.js";
 import { isIncomplete, RouteStore } from "../src/sync/route-store.js";
 import type { Route, SyncEvent } from "../src/sync/types.js";
+import { ourBlock, tunnelB, workloadsB } from "./helpers/sync-routes.js";
 
 const OUR_IP = "10.65.0.7";
 
@@ -15,28 +16,6 @@ function route(fake: FakeRoute): Route {
 const update = (fake: FakeRoute): SyncEvent => ({ kind: "routeUpdate", sequence: 0n, route: route(fake) });
 const remove = (dst: string): SyncEvent => ({ kind: "routeRemove", sequence: 0n, dst });
 const inSync: SyncEvent = { kind: "inSync", sequence: 0n };
-
-const ourBlock: FakeRoute = {
-  dst: "10.65.0.0/26",
-  types: ["localWorkload"],
-  poolType: "VXLAN",
-  dstNodeName: "node-a",
-  dstNodeIp: "192.0.2.10",
-};
-const tunnelB: FakeRoute = {
-  dst: "10.65.1.1/32",
-  types: ["remoteHost", "remoteTunnel"],
-  tunnelType: { vxlan: true },
-  dstNodeName: "node-b",
-  dstNodeIp: "192.0.2.11",
-};
-const workloadsB: FakeRoute = {
-  dst: "10.65.1.0/26",
-  types: ["remoteWorkload"],
-  poolType: "VXLAN",
-  dstNodeName: "node-b",
-  dstNodeIp: "192.0.2.11",
-};
 
 /** A store that has seen `events` and an InSync on one stream. */
 function synced(...events: SyncEvent[]): RouteStore {
