@@ -22,7 +22,7 @@ import { RunLab } from "../lab/run-lab.js";
 import { sweepCrashedRuns } from "../lab/sweep.js";
 import type { Namespace } from "../test/helpers/netns.js";
 import { cleanupOnSignal, fixed, integerFlags, loadLine, median, table, verdict } from "./support/report.js";
-import { routeOf } from "../lab/routes.js";
+import { NO_ROUTE_TYPES, routeOf } from "../lab/routes.js";
 
 const flags = integerFlags({ rounds: 3, changes: 40, nodes: 1000, "per-node": 10 });
 const VNI = 4097;
@@ -33,16 +33,7 @@ const BLOCKS_BASE = ipv4ToNumber("198.18.0.0")!;
 const NODES_BASE = ipv4ToNumber("198.19.248.0")!;
 const TARGET = { ratio: 1.5, convergeMs: 3_000, changeMs: 100 };
 
-const TYPES = {
-  remoteWorkload: false,
-  remoteHost: false,
-  localWorkload: false,
-  localHost: false,
-  remoteTunnel: false,
-  localTunnel: false,
-};
-const route = (dst: string, fields: Partial<Route>): Route =>
-  routeOf(dst, { types: TYPES, natOutgoing: true, ...fields });
+const route = (dst: string, fields: Partial<Route>): Route => routeOf(dst, { natOutgoing: true, ...fields });
 
 interface Fleet {
   readonly snapshot: RouteSnapshot;
@@ -64,7 +55,7 @@ function fleet(nodes: number, perNode: number): Fleet {
     tunnels.set(
       `${tunnel}/32`,
       route(`${tunnel}/32`, {
-        types: { ...TYPES, remoteTunnel: true },
+        types: { ...NO_ROUTE_TYPES, remoteTunnel: true },
         dstNodeName: name,
         dstNodeIp: nodeIp,
         tunnelType: { ipip: false, vxlan: true, wireguard: false },
@@ -78,13 +69,17 @@ function fleet(nodes: number, perNode: number): Fleet {
       const dst = `${numberToIpv4(firstBlock + b * BLOCK_SIZE)}/29`;
       workloads.set(
         dst,
-        route(dst, { types: { ...TYPES, remoteWorkload: true }, dstNodeName: name, dstNodeIp: nodeIp }),
+        route(dst, {
+          types: { ...NO_ROUTE_TYPES, remoteWorkload: true },
+          dstNodeName: name,
+          dstNodeIp: nodeIp,
+        }),
       );
       ipLines.push(`route replace ${dst} via ${nodeIp} dev vxlan0 onlink proto 0x45`);
     }
   }
   const ourRoute = route("198.51.100.64/26", {
-    types: { ...TYPES, localWorkload: true },
+    types: { ...NO_ROUTE_TYPES, localWorkload: true },
     dstNodeName: "gateway-node",
     dstNodeIp: "198.51.100.1",
     localWorkload: true,
@@ -192,7 +187,7 @@ async function main(): Promise<void> {
     path.update(snapshot);
     await settled(path, 0);
     const extra = route("198.19.200.1/32", {
-      types: { ...TYPES, remoteWorkload: true },
+      types: { ...NO_ROUTE_TYPES, remoteWorkload: true },
       dstNodeName: "node-0",
       dstNodeIp: numberToIpv4(NODES_BASE),
     });

@@ -1,15 +1,8 @@
 // Route fixtures for tests, labs and benchmarks: a decoded Route with every
 // field at its "absent" value, so that a fixture names only what matters.
-import type { Route, RouteTypes } from "../src/sync/types.js";
+import { NO_ROUTE_TYPES, type Route } from "../src/sync/types.js";
 
-export const NO_ROUTE_TYPES: RouteTypes = {
-  remoteWorkload: false,
-  remoteHost: false,
-  localWorkload: false,
-  localHost: false,
-  remoteTunnel: false,
-  localTunnel: false,
-};
+export { NO_ROUTE_TYPES };
 
 export function routeOf(dst: string, fields: Partial<Route> = {}): Route {
   return {

@@ -2,16 +2,14 @@
 // the objects proto-loader deserializes (or the same shape written by hand) and
 // never sees a socket.
 import type { RouteRemoveMessage, RouteUpdateMessage, ToDataplaneMessage, WireEnum } from "./proto.js";
-import type { PoolType, Route, RouteTypes, SyncEvent, TunnelType } from "./types.js";
-
-const NO_TYPES: RouteTypes = {
-  remoteWorkload: false,
-  remoteHost: false,
-  localWorkload: false,
-  localHost: false,
-  remoteTunnel: false,
-  localTunnel: false,
-};
+import {
+  NO_ROUTE_TYPES,
+  type PoolType,
+  type Route,
+  type RouteTypes,
+  type SyncEvent,
+  type TunnelType,
+} from "./types.js";
 
 /** Newer senders: field 12, one bit per type. */
 export function routeTypesFromBitmap(bits: number): RouteTypes {
@@ -40,19 +38,19 @@ export function routeTypesFromEnum(type: WireEnum): RouteTypes {
   const value = typeof type === "number" ? type : ROUTE_TYPE_NAMES.indexOf(type);
   switch (value) {
     case 1:
-      return { ...NO_TYPES, remoteWorkload: true };
+      return { ...NO_ROUTE_TYPES, remoteWorkload: true };
     case 2:
-      return { ...NO_TYPES, remoteHost: true };
+      return { ...NO_ROUTE_TYPES, remoteHost: true };
     case 3:
-      return { ...NO_TYPES, localWorkload: true };
+      return { ...NO_ROUTE_TYPES, localWorkload: true };
     case 4:
-      return { ...NO_TYPES, localHost: true };
+      return { ...NO_ROUTE_TYPES, localHost: true };
     case 5:
-      return { ...NO_TYPES, remoteTunnel: true };
+      return { ...NO_ROUTE_TYPES, remoteTunnel: true };
     case 6:
-      return { ...NO_TYPES, localTunnel: true };
+      return { ...NO_ROUTE_TYPES, localTunnel: true };
     default:
-      return NO_TYPES;
+      return NO_ROUTE_TYPES;
   }
 }
 

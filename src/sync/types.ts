@@ -15,6 +15,16 @@ export interface RouteTypes {
   readonly localTunnel: boolean;
 }
 
+/** The empty set of route types: what a route without a (known) type has. */
+export const NO_ROUTE_TYPES: RouteTypes = Object.freeze({
+  remoteWorkload: false,
+  remoteHost: false,
+  localWorkload: false,
+  localHost: false,
+  remoteTunnel: false,
+  localTunnel: false,
+});
+
 export interface TunnelType {
   readonly ipip: boolean;
   readonly vxlan: boolean;
