@@ -68,7 +68,7 @@ export function buildPodLab(tag = "lab", options: PodLabOptions = {}): PodLab {
     // A Calico node routes pod traffic and never bridges it; br0 is only the
     // lab's wiring. When the host has br_netfilter loaded (container engines
     // load it), every frame crossing br0 would also run the node's IP hooks,
-    // which costs the gateway path (it crosses br0 three times) far more than
+    // which costs the gateway path (it crosses br0 twice each way, the direct path once) far more than
     // the direct one and made bench/forwarding.ts depend on the host's modules.
     if (existsSync("/proc/sys/net/bridge")) {
       for (const family of ["iptables", "ip6tables", "arptables"]) {
