@@ -44,6 +44,12 @@ export interface PodLab {
   readonly external: Namespace;
   /** Client traffic to the external network goes through the gateway pod (true) or straight via the node. */
   routeClientViaGateway(via: boolean): void;
+  /**
+   * The node sends traffic for the client through the gateway pod (true) or
+   * straight over the bridge: for a gateway pod that forwards without SNAT,
+   * whose replies would otherwise skip it.
+   */
+  routeNodeToClientViaGateway(via: boolean): void;
   /** Starts the peer echo on both external addresses; resolves once it listens. destroy() stops it. */
   startPeerEcho(port?: number): Promise<PeerEcho>;
   /** An HTTP client inside `ns` (for the client pod: what the external host sees). destroy() stops it. */
@@ -110,6 +116,20 @@ export function buildPodLab(tag = "lab", options: PodLabOptions = {}): PodLab {
     };
     routeClientViaGateway(false);
 
+    let nodeToClientViaGateway = false;
+    const routeNodeToClientViaGateway = (via: boolean): void => {
+      if (via === nodeToClientViaGateway) return;
+      const [v4, v6] = [`${ADDR.client.v4}/32`, `${ADDR.client.v6}/128`];
+      if (via) {
+        node.ip("route", "add", v4, "via", ADDR.gateway.v4);
+        node.ip("-6", "route", "add", v6, "via", ADDR.gateway.v6);
+      } else {
+        node.ip("route", "del", v4, "via", ADDR.gateway.v4);
+        node.ip("-6", "route", "del", v6, "via", ADDR.gateway.v6);
+      }
+      nodeToClientViaGateway = via;
+    };
+
     const startPeerEcho = async (port = PEER_ECHO_PORT): Promise<PeerEcho> => {
       const hosts = [ADDR.external.v4, ADDR.external.v6].flatMap((host) => ["--host", host]);
       const { ready } = await lab.startProgram(external, "peer-echo.ts", ["--port", String(port), ...hosts]);
@@ -129,6 +149,7 @@ export function buildPodLab(tag = "lab", options: PodLabOptions = {}): PodLab {
       gateway,
       external,
       routeClientViaGateway,
+      routeNodeToClientViaGateway,
       startPeerEcho,
       httpClient,
       destroy,
