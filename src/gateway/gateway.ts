@@ -4,7 +4,8 @@
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/types.js";
 import { createReturnPath, type ReturnPath } from "../dataplane/return-path.js";
-import { startPolicySync, type PolicySync } from "../sync/client.js";
+import type { PolicySyncOptions } from "../sync/client.js";
+import { preparePolicySync, startPreparedPolicySync, type PreparedPolicySync } from "../sync/start.js";
 import { ProbeGroup, type Protocol, type TargetTransition } from "../probes/group.js";
 import type { Prober } from "../probes/types.js";
 import type { Logger } from "./log.js";
@@ -20,9 +21,16 @@ export interface OwnedProber {
 export interface GatewayDeps {
   readonly clock: Clock;
   readonly log: Logger;
-  /** Opens the raw ICMP sockets; throws an Error with a `code` when it cannot. */
-  readonly createIcmpProber: () => OwnedProber;
-  readonly createHttpProber: (options: { requireSuccessStatus: boolean; deadlineMs: number }) => OwnedProber;
+  /**
+   * Loads the ICMP prober and opens its raw sockets; rejects with an Error with
+   * a `code` when it cannot. Called once the health server listens.
+   */
+  readonly createIcmpProber: () => Promise<OwnedProber>;
+  /** Loads the HTTP prober (undici); called once the health server listens. */
+  readonly createHttpProber: (options: {
+    requireSuccessStatus: boolean;
+    deadlineMs: number;
+  }) => Promise<OwnedProber>;
   /** Policy-sync socket paths to look for instead of the two standard layouts (tests, labs). */
   readonly socketCandidates?: readonly string[];
 }
@@ -53,63 +61,30 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     );
   });
 
-  const { policySync, returnPath } = startReturnPath(config, deps, readiness);
-
-  const groups: { protocol: Protocol; group: ProbeGroup; prober: OwnedProber }[] = [];
-  const onTargetTransition = (t: TargetTransition): void => {
-    const fields = { protocol: t.protocol, target: t.target, up: t.up, code: t.result.failure?.code };
-    if (t.up) log[t.first ? "debug" : "info"](fields, "probe target up");
-    else log.warn({ ...fields, detail: t.result.failure?.message }, "probe target down");
-  };
-
+  // Before listening, every readiness component is registered: /readiness
+  // answers 503 "starting" until the probes and policy sync report, never 200
+  // for a list that is still incomplete. What loads slowly (gRPC ~130 ms,
+  // undici ~110 ms) loads after the health server listens.
+  const sync = prepareReturnPath(config, deps, readiness);
   const { icmpProbe, httpProbe } = config;
-  if (icmpProbe.targets.length > 0) {
-    const component = readiness.register("ICMPProbes", {
-      timeoutMs: icmpProbe.timeoutMs,
-      staleDetail: `no target answered within ${formatMs(icmpProbe.timeoutMs)}`,
-    });
-    try {
-      const prober = deps.createIcmpProber();
-      const group = new ProbeGroup({
-        protocol: "icmp",
-        ...icmpProbe,
-        prober: prober.probe,
-        component,
-        clock,
-        onTargetTransition,
-      });
-      groups.push({ protocol: "icmp", group, prober });
-    } catch (error) {
-      // Without NET_RAW the gateway keeps serving with ICMPProbes not ready:
-      // a crash loop would hide the reason and take /readiness away.
-      const message = error instanceof Error ? error.message : String(error);
-      const code = (error as { code?: unknown }).code;
-      log.error({ component: "ICMPProbes", code }, `ICMP probes cannot run: ${message}`);
-      component.report(false, `cannot probe: ${message}`);
-    }
-  }
-  if (httpProbe.urls.length > 0) {
-    const component = readiness.register("HTTPProbes", {
-      timeoutMs: httpProbe.timeoutMs,
-      staleDetail: `no target answered within ${formatMs(httpProbe.timeoutMs)}`,
-    });
-    const prober = deps.createHttpProber({
-      requireSuccessStatus: httpProbe.requireSuccessStatus,
-      deadlineMs: httpProbe.intervalMs,
-    });
-    const group = new ProbeGroup({
-      protocol: "http",
-      targets: httpProbe.urls,
-      intervalMs: httpProbe.intervalMs,
-      timeoutMs: httpProbe.timeoutMs,
-      prober: prober.probe,
-      component,
-      clock,
-      onTargetTransition,
-    });
-    groups.push({ protocol: "http", group, prober });
-  }
+  const icmpComponent =
+    icmpProbe.targets.length > 0
+      ? readiness.register("ICMPProbes", {
+          timeoutMs: icmpProbe.timeoutMs,
+          staleDetail: `no target answered within ${formatMs(icmpProbe.timeoutMs)}`,
+        })
+      : undefined;
+  const httpComponent =
+    httpProbe.urls.length > 0
+      ? readiness.register("HTTPProbes", {
+          timeoutMs: httpProbe.timeoutMs,
+          staleDetail: `no target answered within ${formatMs(httpProbe.timeoutMs)}`,
+        })
+      : undefined;
 
+  let policySync = sync.prepared.mode === "none" ? sync.prepared.sync : sync.prepared.pending;
+  const { returnPath } = sync;
+  const groups: { protocol: Protocol; group: ProbeGroup; prober: OwnedProber }[] = [];
   const startTimeSeconds = Date.now() / 1000;
   let server: HealthServer | undefined;
   if (config.health.port !== 0) {
@@ -130,6 +105,52 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     log.info({ address: server.address }, "health server listening");
   } else {
     log.info("health server disabled (HEALTH_PORT=0)");
+  }
+
+  policySync = await startPreparedPolicySync(sync.options, sync.prepared);
+
+  const onTargetTransition = (t: TargetTransition): void => {
+    const fields = { protocol: t.protocol, target: t.target, up: t.up, code: t.result.failure?.code };
+    if (t.up) log[t.first ? "debug" : "info"](fields, "probe target up");
+    else log.warn({ ...fields, detail: t.result.failure?.message }, "probe target down");
+  };
+  if (icmpComponent) {
+    try {
+      const prober = await deps.createIcmpProber();
+      const group = new ProbeGroup({
+        protocol: "icmp",
+        ...icmpProbe,
+        prober: prober.probe,
+        component: icmpComponent,
+        clock,
+        onTargetTransition,
+      });
+      groups.push({ protocol: "icmp", group, prober });
+    } catch (error) {
+      // Without NET_RAW the gateway keeps serving with ICMPProbes not ready:
+      // a crash loop would hide the reason and take /readiness away.
+      const message = error instanceof Error ? error.message : String(error);
+      const code = (error as { code?: unknown }).code;
+      log.error({ component: "ICMPProbes", code }, `ICMP probes cannot run: ${message}`);
+      icmpComponent.report(false, `cannot probe: ${message}`);
+    }
+  }
+  if (httpComponent) {
+    const prober = await deps.createHttpProber({
+      requireSuccessStatus: httpProbe.requireSuccessStatus,
+      deadlineMs: httpProbe.intervalMs,
+    });
+    const group = new ProbeGroup({
+      protocol: "http",
+      targets: httpProbe.urls,
+      intervalMs: httpProbe.intervalMs,
+      timeoutMs: httpProbe.timeoutMs,
+      prober: prober.probe,
+      component: httpComponent,
+      clock,
+      onTargetTransition,
+    });
+    groups.push({ protocol: "http", group, prober });
   }
   for (const { group } of groups) group.start();
 
@@ -152,24 +173,26 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
  * Policy sync (SPEC §5): the node agent's routes feed the return path on
  * vxlan0. Without a mounted agent socket the gateway is a plain SNAT gateway
  * with probes (§5.2), shown as an always-ready PolicySync row so that the mode
- * is visible in /readiness, not only in a log line.
+ * is visible in /readiness, not only in a log line. Registers the components;
+ * startPreparedPolicySync dials later.
  */
-function startReturnPath(
+function prepareReturnPath(
   config: Config,
   deps: GatewayDeps,
   readiness: Readiness,
-): { policySync: PolicySync; returnPath: ReturnPath | undefined } {
+): { options: PolicySyncOptions; prepared: PreparedPolicySync; returnPath: ReturnPath | undefined } {
   const { clock, log } = deps;
   let returnPath: ReturnPath | undefined;
-  const policySync = startPolicySync({
+  const options: PolicySyncOptions = {
     config,
     readiness,
     log,
     clock,
     socketCandidates: deps.socketCandidates,
     onSnapshot: (snapshot) => returnPath?.update(snapshot),
-  });
-  if (policySync.mode === "none") {
+  };
+  const prepared = preparePolicySync(options);
+  if (prepared.mode === "none") {
     readiness
       .register("PolicySync")
       .report(true, "no node agent socket mounted: plain SNAT gateway, no return-path programming");
@@ -182,5 +205,5 @@ function startReturnPath(
   } else {
     returnPath = createReturnPath({ readiness, log, clock, ourIPv4: config.podIPv4, vni: config.vxlan.vni });
   }
-  return { policySync, returnPath };
+  return { options, prepared, returnPath };
 }

@@ -27,7 +27,8 @@ import { formatMs, type Component, type Readiness } from "../gateway/readiness.j
 import { decodeToDataplane } from "./codec.js";
 import { SYNC_METHOD, syncRequestType, toDataplaneType, type ToDataplaneMessage } from "./proto.js";
 import { isIncomplete, RouteStore } from "./route-store.js";
-import { DEFAULT_SOCKET_CANDIDATES, planSocket, socketToDial, type SocketPlan } from "./socket.js";
+import { socketToDial } from "./socket.js";
+import { preparePolicySync, type AgentSocketPlan } from "./start.js";
 import type { RouteSnapshot } from "./types.js";
 
 /** SPEC §5: redial every 3 s while the socket is absent or broken. */
@@ -85,40 +86,19 @@ interface Stream {
 }
 
 /**
- * Starts policy sync, or reports that no agent is mounted (mode "none": no
- * component registered, nothing dialled).
+ * Starts policy sync in one step, or reports that no agent is mounted (mode
+ * "none": no component registered, nothing dialled). The gateway uses the two
+ * steps of ./start.js instead, to listen before this module loads.
  */
 export function startPolicySync(options: PolicySyncOptions): PolicySync {
-  const { config, log } = options;
-  const candidates = options.socketCandidates ?? DEFAULT_SOCKET_CANDIDATES;
-  const plan = planSocket(config.daemonSocketPath, candidates);
-  if (plan.mode === "none") {
-    log.warn(
-      { component: "DatastoreConnection", candidates },
-      `no policy-sync socket mounted (none of ${candidates.join(", ")} nor their directories exist, ` +
-        "DAEMON_SOCKET_PATH unset): running as a plain SNAT gateway without return-path programming",
-    );
-    return { mode: "none", state: () => noAgentState, stop: () => Promise.resolve() };
-  }
-  return new SyncClient(options, plan);
+  const prepared = preparePolicySync(options);
+  return prepared.mode === "none"
+    ? prepared.sync
+    : new SyncClient(options, prepared.plan, prepared.component);
 }
 
-const noAgentState: PolicySyncState = {
-  mode: "none",
-  socketPath: undefined,
-  connected: false,
-  inSync: false,
-  lastSequence: undefined,
-  routes: { tunnels: 0, remoteWorkloads: 0, ourRoute: false },
-  incompleteRoutes: 0,
-  reconnects: 0,
-  messagesReceived: 0,
-  messagesIgnored: 0,
-};
-
-class SyncClient implements PolicySync {
+export class SyncClient implements PolicySync {
   readonly mode = "agent";
-  private readonly component: Component;
   private readonly store: RouteStore;
   private readonly redialMs: number;
   private readonly refreshMs: number;
@@ -136,17 +116,14 @@ class SyncClient implements PolicySync {
 
   constructor(
     private readonly options: PolicySyncOptions,
-    private readonly plan: Exclude<SocketPlan, { mode: "none" }>,
+    private readonly plan: AgentSocketPlan,
+    /** DatastoreConnection, registered by preparePolicySync before this module loaded. */
+    private readonly component: Component,
   ) {
     const timeoutMs = options.config.health.datastoreTimeoutMs;
     this.redialMs = options.redialMs ?? REDIAL_MS;
     this.refreshMs = Math.max(1, Math.floor(timeoutMs / 3));
     this.store = new RouteStore(options.config.podIPv4);
-    this.component = options.readiness.register("DatastoreConnection", {
-      timeoutMs,
-      detail: "connecting to the node agent",
-      staleDetail: `no sign of life from the policy-sync stream within ${formatMs(timeoutMs)}`,
-    });
     const where = plan.mode === "explicit" ? plan.path : plan.mounted.join(", ");
     options.log.info({ component: "DatastoreConnection", socket: where }, "policy sync starting");
     if (options.config.podIPv4 === undefined) {
