@@ -8,6 +8,9 @@
 #     (default: grows to 16 MB), which was most of the gap to the 80 MB goal;
 #     with the next flag, peak RSS went from 96.7 MiB to 75.0 MiB, CPU within
 #     noise (5.6-6.0 % of a core), /readiness req/s unchanged within noise.
+#     It costs ~35 ms of start-up (more scavenges while modules load: 247 vs
+#     211 ms to load the gateway's modules, medians of 15); start to listening
+#     stays well under 300 ms (bench/gateway-start.ts).
 # --v8-pool-size=1  one V8 worker thread instead of four: fewer threads,
 #     stacks and malloc arenas; GC and compilation still run off the main
 #     thread.

@@ -152,6 +152,37 @@ describe("gateway process: termination", () => {
   });
 });
 
+describe("gateway process: start-up", () => {
+  // The health port listens before the probe and policy-sync modules load
+  // (start-up time). From the first accepted connection on, /readiness must
+  // already count the probe components, and fastify's routes must answer even
+  // when asked while fastify itself is still loading.
+  it("is never ready before its probes report, and serves /metrics from the first connection", async () => {
+    const [healthPort, upstreamPort] = [await freePort(), await freePort()];
+    const gateway = startGatewayProcess(gatewayEnv(healthPort, upstreamPort)); // nothing listens upstream
+    try {
+      const startedAt = performance.now();
+      const ask = (path: string) => status(healthPort, path).catch(() => 0);
+      let metrics = 0;
+      while (metrics === 0) {
+        if (performance.now() - startedAt > 5_000)
+          throw new Error(`no answer within 5 s:\n${gateway.dump()}`);
+        // Both requests go out together, so /metrics can arrive while fastify loads.
+        const [readiness, got] = await Promise.all([ask("/readiness"), ask("/metrics")]);
+        assert.notEqual(readiness, 200, "ready although the upstream never answered");
+        metrics = got;
+      }
+      assert.equal(metrics, 200);
+      const body = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+      assert.match(body, /^egress_gateway_component_ready\{component="HTTPProbes"\} 0$/m);
+      await gateway.waitForLog((l) => l.msg === "gateway started");
+      assert.equal(await status(healthPort), 503, "the HTTP probe fails: not ready");
+    } finally {
+      await gateway.kill();
+    }
+  });
+});
+
 describe("gateway process: bad environment", () => {
   for (const [name, value] of [
     ["ICMP_PROBE_INTERVAL", "5"],

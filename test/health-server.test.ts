@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import { describe, it } from "node:test";
 import { Readiness } from "../src/gateway/readiness.js";
-import { buildHealthApp, startHealthServer } from "../src/gateway/server.js";
+import { buildHealthApp } from "../src/gateway/health-app.js";
+import { startHealthServer } from "../src/gateway/server.js";
 import { renderMetrics } from "../src/gateway/metrics.js";
 import { ProbeGroup } from "../src/probes/group.js";
 import { FakeClock } from "./helpers/fake-clock.js";
@@ -74,6 +75,28 @@ describe("health server routes", () => {
       assert.equal((await server.inject({ url })).statusCode, 404, url);
     }
     assert.equal((await server.inject({ method: "POST", url: "/readiness" })).statusCode, 404);
+  });
+
+  // The schema compilers load on first use (start-up time); a route with
+  // schemas must still be validated and serialized as fastify does.
+  it("still validates and serializes a route that declares schemas", async () => {
+    const { app: server } = app();
+    server.post(
+      "/echo",
+      {
+        schema: {
+          body: { type: "object", required: ["n"], properties: { n: { type: "integer" } } },
+          response: { 200: { type: "object", properties: { n: { type: "integer" } } } },
+        },
+      },
+      (request) => ({ ...(request.body as { n: number }), secret: "not in the schema" }),
+    );
+    const bad = await server.inject({ method: "POST", url: "/echo", payload: { n: "x" } });
+    assert.equal(bad.statusCode, 400);
+    assert.match(bad.json<{ message: string }>().message, /body\/n must be integer/);
+    const good = await server.inject({ method: "POST", url: "/echo", payload: { n: 7 } });
+    assert.equal(good.statusCode, 200);
+    assert.deepEqual(good.json(), { n: 7 }, "the response schema drops the extra field");
   });
 });
 

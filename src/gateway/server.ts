@@ -1,8 +1,14 @@
 // The health server kubelet and every client node's agent poll. It answers from
 // cached state only; nothing here waits on a probe or on the kernel.
-import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
-import Fastify, { type FastifyInstance } from "fastify";
-import { cachedRenderer, type RenderedReadiness } from "./render.js";
+//
+// A plain node:http server listens first and answers the two polled routes
+// itself (the fast path); fastify, which serves everything else, loads once
+// the port listens (~110 ms of module loading that would otherwise delay the
+// first accepted connection). Requests for fastify that arrive before it is
+// ready wait for it, in order.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { FastifyInstance } from "fastify";
+import { LIVENESS, readinessAnswers, type Answer, type ReadinessAnswers } from "./health-answers.js";
 import type { ReadinessView } from "./readiness.js";
 
 export interface HealthServerOptions {
@@ -23,55 +29,6 @@ const CONNECTION_TIMEOUT_MS = 10_000; // 10 s: a stuck client cannot hold a sock
 const REQUEST_TIMEOUT_MS = 0; // none, as fastify sets it; the connection timeout bounds a request
 const CLOSE_BOUND_MS = 2_000; // 2 s
 
-const TEXT = "text/plain; charset=utf-8";
-const JSON_TYPE = "application/json; charset=utf-8";
-const LIVENESS_BODY = "ok\n";
-
-/** A complete answer: status, headers (content-length included) and body. */
-interface Answer {
-  readonly status: number;
-  readonly headers: Readonly<OutgoingHttpHeaders>;
-  readonly body: string;
-}
-
-const answer = (
-  status: number,
-  contentType: string,
-  body: string,
-  extra: OutgoingHttpHeaders = {},
-): Answer => ({
-  status,
-  headers: Object.freeze({
-    "content-type": contentType,
-    ...extra,
-    "content-length": Buffer.byteLength(body),
-  }),
-  body,
-});
-
-const LIVENESS = answer(200, TEXT, LIVENESS_BODY);
-
-/**
- * The readiness answers for the current rendering, text and JSON, with their
- * headers computed once per rendering rather than once per request.
- */
-function readinessAnswers(readiness: () => ReadinessView): (accept: string | undefined) => Answer {
-  const render = cachedRenderer();
-  let answers: { rendered: RenderedReadiness; text: Answer; json: Answer } | undefined;
-  return (accept) => {
-    const rendered = render(readiness());
-    if (answers?.rendered !== rendered) {
-      const noStore = { "cache-control": "no-store" };
-      answers = {
-        rendered,
-        text: answer(rendered.status, TEXT, rendered.text, noStore),
-        json: answer(rendered.status, JSON_TYPE, rendered.json, noStore),
-      };
-    }
-    return accept?.includes("application/json") === true ? answers.json : answers.text;
-  };
-}
-
 /** Path of a request URL without its query, as fastify routes it. */
 function isPath(url: string | undefined, path: string): boolean {
   return url === path || (url !== undefined && url.startsWith(path) && url.charCodeAt(path.length) === 63); // "?"
@@ -86,9 +43,7 @@ function isPath(url: string | undefined, path: string): boolean {
  * machines; fastify still serves every other route, and these two when the
  * app is injected (tests) or the URL is anything but the plain path.
  */
-function probeFastPath(
-  readiness: (accept: string | undefined) => Answer,
-): (req: IncomingMessage, res: ServerResponse) => boolean {
+function probeFastPath(readiness: ReadinessAnswers): (req: IncomingMessage, res: ServerResponse) => boolean {
   return (req, res) => {
     const { method } = req;
     if (method !== "GET" && method !== "HEAD") return false;
@@ -103,66 +58,63 @@ function probeFastPath(
   };
 }
 
-export function buildHealthApp(options: Omit<HealthServerOptions, "host" | "port">): FastifyInstance {
-  const readiness = readinessAnswers(options.readiness);
-  const fastPath = probeFastPath(readiness);
-  const app = Fastify({
-    logger: false,
-    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-    connectionTimeout: CONNECTION_TIMEOUT_MS,
-    forceCloseConnections: true,
-    bodyLimit: 1024,
-    return503OnClosing: true,
-    // What fastify does for its own server, plus the fast path in front.
-    serverFactory: (handler) => {
-      const server = createServer((req, res) => {
-        if (!fastPath(req, res)) handler(req, res);
-      });
-      server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-      server.requestTimeout = REQUEST_TIMEOUT_MS;
-      server.setTimeout(CONNECTION_TIMEOUT_MS);
-      return server;
-    },
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const failed = (error: Error): void => reject(error);
+    server.once("error", failed);
+    server.listen({ host, port }, () => {
+      server.off("error", failed);
+      resolve();
+    });
   });
-
-  app.get("/readiness", (request, reply) => {
-    const { status, headers, body } = readiness(request.headers.accept);
-    void reply.code(status).headers(headers).send(body);
-  });
-
-  // Liveness says the process is serving; it stays 200 while draining so that
-  // kubelet does not restart a gateway that is shutting down on purpose.
-  app.get("/liveness", (_request, reply) => {
-    void reply.code(LIVENESS.status).headers(LIVENESS.headers).send(LIVENESS.body);
-  });
-
-  app.get("/metrics", (_request, reply) => {
-    void reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(options.metrics());
-  });
-
-  app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).header("content-type", TEXT).send(`not found: ${request.method} ${request.url}\n`);
-  });
-
-  return app;
 }
 
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
-  const app = buildHealthApp(options);
-  await app.listen({ host: options.host, port: options.port });
-  const bound = app.server.address();
+  const readiness = readinessAnswers(options.readiness);
+  const fastPath = probeFastPath(readiness);
+  const toFastify: { route?: (req: IncomingMessage, res: ServerResponse) => void } = {};
+  const waiting: [IncomingMessage, ServerResponse][] = [];
+  const server = createServer((req, res) => {
+    if (fastPath(req, res)) return;
+    if (toFastify.route) toFastify.route(req, res);
+    else waiting.push([req, res]);
+  });
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.setTimeout(CONNECTION_TIMEOUT_MS);
+  await listen(server, options.host, options.port);
+
+  let app: FastifyInstance;
+  try {
+    const { buildHealthApp } = await import("./health-app.js");
+    app = buildHealthApp(options, { server, readinessAnswers: readiness });
+    await app.ready();
+  } catch (error) {
+    server.close();
+    server.closeAllConnections();
+    throw error;
+  }
+  toFastify.route = (req, res) => app.routing(req, res);
+  for (const [req, res] of waiting.splice(0)) toFastify.route(req, res);
+
+  const bound = server.address();
   const port = typeof bound === "object" && bound ? bound.port : options.port;
   return {
     address: { host: options.host, port },
     async close(boundMs = CLOSE_BOUND_MS) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // fastify answers 503 from here on (return503OnClosing); it does not
+      // close a server it did not start listening, so that is done here.
+      await app.close();
+      server.closeIdleConnections();
       let timer: NodeJS.Timeout | undefined;
-      const bound = new Promise<void>((resolve) => {
+      const late = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
-          app.server.closeAllConnections();
+          server.closeAllConnections();
           resolve();
         }, boundMs);
       });
-      await Promise.race([app.close(), bound]);
+      await Promise.race([closed, late]);
       clearTimeout(timer);
     },
   };
