@@ -10,7 +10,7 @@ import { ProbeGroup, type Protocol, type TargetTransition } from "../probes/grou
 import type { Prober } from "../probes/types.js";
 import type { Logger } from "./log.js";
 import { renderMetrics } from "./metrics.js";
-import { formatMs, Readiness } from "./readiness.js";
+import { formatMs, Readiness, type Component } from "./readiness.js";
 import { startHealthServer, type HealthServer } from "./server.js";
 
 export interface OwnedProber {
@@ -67,20 +67,15 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   // undici ~110 ms) loads after the health server listens.
   const sync = prepareReturnPath(config, deps, readiness);
   const { icmpProbe, httpProbe } = config;
-  const icmpComponent =
-    icmpProbe.targets.length > 0
-      ? readiness.register("ICMPProbes", {
-          timeoutMs: icmpProbe.timeoutMs,
-          staleDetail: `no target answered within ${formatMs(icmpProbe.timeoutMs)}`,
+  const probeComponent = (name: string, targets: number, timeoutMs: number): Component | undefined =>
+    targets > 0
+      ? readiness.register(name, {
+          timeoutMs,
+          staleDetail: `no target answered within ${formatMs(timeoutMs)}`,
         })
       : undefined;
-  const httpComponent =
-    httpProbe.urls.length > 0
-      ? readiness.register("HTTPProbes", {
-          timeoutMs: httpProbe.timeoutMs,
-          staleDetail: `no target answered within ${formatMs(httpProbe.timeoutMs)}`,
-        })
-      : undefined;
+  const icmpComponent = probeComponent("ICMPProbes", icmpProbe.targets.length, icmpProbe.timeoutMs);
+  const httpComponent = probeComponent("HTTPProbes", httpProbe.urls.length, httpProbe.timeoutMs);
 
   let policySync = sync.prepared.mode === "none" ? sync.prepared.sync : sync.prepared.pending;
   const { returnPath } = sync;
