@@ -3,7 +3,7 @@ import { request } from "node:http";
 import { describe, it } from "node:test";
 import { Readiness } from "../src/gateway/readiness.js";
 import { buildHealthApp } from "../src/gateway/health-app.js";
-import { startHealthServer } from "../src/gateway/server.js";
+import { startHealthServer, type HealthServer } from "../src/gateway/server.js";
 import { renderMetrics } from "../src/gateway/metrics.js";
 import { ProbeGroup } from "../src/probes/group.js";
 import { FakeClock } from "./helpers/fake-clock.js";
@@ -14,6 +14,16 @@ function app() {
   const icmp = readiness.register("ICMPProbes", { timeoutMs: 15_000 });
   const built = buildHealthApp({ readiness: () => readiness.evaluate(), metrics: () => "m 1\n" });
   return { clock, readiness, icmp, app: built };
+}
+
+/** The real server on a free loopback port, answering from `readiness`. */
+function serve(readiness: Readiness, metrics = ""): Promise<HealthServer> {
+  return startHealthServer({
+    host: "127.0.0.1",
+    port: 0,
+    readiness: () => readiness.evaluate(),
+    metrics: () => metrics,
+  });
 }
 
 describe("health server routes", () => {
@@ -152,12 +162,7 @@ describe("metrics exposition", () => {
 describe("health server sockets", () => {
   it("closes idle keep-alive connections within the bound instead of fastify's 72 s", async () => {
     const readiness = new Readiness(new FakeClock());
-    const server = await startHealthServer({
-      host: "127.0.0.1",
-      port: 0,
-      readiness: () => readiness.evaluate(),
-      metrics: () => "",
-    });
+    const server = await serve(readiness);
     const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
       const req = request({ host: "127.0.0.1", port: server.address.port, path: "/readiness", agent: false });
       req.setHeader("connection", "keep-alive");
@@ -261,12 +266,7 @@ describe("health server fast path for the polled routes", () => {
     const clock = new FakeClock();
     const readiness = new Readiness(clock);
     const icmp = readiness.register("ICMPProbes", { timeoutMs: 15_000 });
-    const server = await startHealthServer({
-      host: "127.0.0.1",
-      port: 0,
-      readiness: () => readiness.evaluate(),
-      metrics: () => "",
-    });
+    const server = await serve(readiness);
     try {
       assert.equal((await fetchRaw(server.address.port, "/readiness")).status, 503);
       icmp.report(true);
@@ -289,12 +289,7 @@ describe("health server fast path for the polled routes", () => {
 
   it("leaves every other request to fastify", async () => {
     const readiness = new Readiness(new FakeClock());
-    const server = await startHealthServer({
-      host: "127.0.0.1",
-      port: 0,
-      readiness: () => readiness.evaluate(),
-      metrics: () => "m 1\n",
-    });
+    const server = await serve(readiness, "m 1\n");
     try {
       const port = server.address.port;
       assert.equal((await fetchRaw(port, "/readiness", "POST")).status, 404);

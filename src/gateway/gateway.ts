@@ -77,7 +77,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   const icmpComponent = probeComponent("ICMPProbes", icmpProbe.targets.length, icmpProbe.timeoutMs);
   const httpComponent = probeComponent("HTTPProbes", httpProbe.urls.length, httpProbe.timeoutMs);
 
-  let policySync = sync.prepared.mode === "none" ? sync.prepared.sync : sync.prepared.pending;
+  let policySync = sync.prepared.pending;
   const { returnPath } = sync;
   const groups: { protocol: Protocol; group: ProbeGroup; prober: OwnedProber }[] = [];
   const startTimeSeconds = Date.now() / 1000;

@@ -93,7 +93,7 @@ interface Stream {
 export function startPolicySync(options: PolicySyncOptions): PolicySync {
   const prepared = preparePolicySync(options);
   return prepared.mode === "none"
-    ? prepared.sync
+    ? prepared.pending
     : new SyncClient(options, prepared.plan, prepared.component);
 }
 

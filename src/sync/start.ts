@@ -12,10 +12,11 @@ import { DEFAULT_SOCKET_CANDIDATES, planSocket, type SocketPlan } from "./socket
 
 export type AgentSocketPlan = Exclude<SocketPlan, { mode: "none" }>;
 
+/** `pending` stands in (for /metrics) until start resolves; with no agent it is final and dials nothing. */
 export type PreparedPolicySync =
-  /** No socket mounted: a plain SNAT gateway; `sync` is final and dials nothing. */
-  | { readonly mode: "none"; readonly sync: PolicySync }
-  /** An agent is expected; `pending` stands in (for /metrics) until start() resolves. */
+  /** No socket mounted: a plain SNAT gateway. */
+  | { readonly mode: "none"; readonly pending: PolicySync }
+  /** An agent is expected. */
   | {
       readonly mode: "agent";
       readonly plan: AgentSocketPlan;
@@ -52,7 +53,7 @@ export function preparePolicySync(options: PolicySyncOptions): PreparedPolicySyn
       `no policy-sync socket mounted (none of ${candidates.join(", ")} nor their directories exist, ` +
         "DAEMON_SOCKET_PATH unset): running as a plain SNAT gateway without return-path programming",
     );
-    return { mode: "none", sync: idle("none") };
+    return { mode: "none", pending: idle("none") };
   }
   const timeoutMs = config.health.datastoreTimeoutMs;
   const component = options.readiness.register("DatastoreConnection", {
@@ -68,7 +69,7 @@ export async function startPreparedPolicySync(
   options: PolicySyncOptions,
   prepared: PreparedPolicySync,
 ): Promise<PolicySync> {
-  if (prepared.mode === "none") return prepared.sync;
+  if (prepared.mode === "none") return prepared.pending;
   const { SyncClient } = await import("./client.js");
   return new SyncClient(options, prepared.plan, prepared.component);
 }
