@@ -186,6 +186,9 @@ describe("gateway process: start-up", () => {
 describe("gateway process: bad environment", () => {
   for (const [name, value] of [
     ["ICMP_PROBE_INTERVAL", "5"],
+    ["ICMP_PROBE_INTERVAL", "-5s"],
+    ["HTTP_PROBE_TIMEOUT", "30 s"],
+    ["HEALTH_TIMEOUT_DATASTORE", "-90"],
     ["ICMP_PROBE_IPS", "198.51.100.1,not-an-ip"],
     ["HEALTH_PORT", "70000"],
     ["HTTP_PROBE_URLS", "ftp://198.51.100.1/"],

@@ -2,12 +2,12 @@
 // and the only thing that can escape is a ConfigError naming the variable at fault.
 
 import { parseIpLiteral, type IpFamily } from "./address.js";
-import { formatDuration, parseDuration } from "./duration.js";
-import { ConfigError, quote } from "./errors.js";
-import type { Config, LogLevel, ProbeTiming } from "./types.js";
-import { defaultOf, type VariableName } from "./variables.js";
+import { quote } from "./errors.js";
+import { invalid, read, type Environment, type Setting } from "./setting.js";
+import { Adjustments, datastoreTimeout, drainTimeout, probeTiming } from "./timing.js";
+import type { Config, LogLevel } from "./types.js";
 
-export type Environment = Readonly<Record<string, string | undefined>>;
+export type { Environment };
 
 export interface ParseOptions {
   /** Init cannot derive the VXLAN MAC or SNAT without the pod's address; the gateway can run without it. */
@@ -18,6 +18,7 @@ export function parseConfig(env: Environment, options: ParseOptions): Config {
   const pod = podAddresses(env, options.requirePodIp);
   const icmpTargets = probeTargets(read(env, "ICMP_PROBE_IPS"));
   const httpUrls = probeUrls(read(env, "HTTP_PROBE_URLS"));
+  const adjustments = new Adjustments();
   return deepFreeze<Config>({
     podIPv4: pod.get(4),
     podIPv6: pod.get(6),
@@ -29,12 +30,12 @@ export function parseConfig(env: Environment, options: ParseOptions): Config {
     dataplane: choice(read(env, "DATAPLANE"), ["auto", "iptables", "nftables"] as const),
     icmpProbe: {
       targets: icmpTargets,
-      ...probeTiming(env, "ICMP_PROBE_INTERVAL", "ICMP_PROBE_TIMEOUT", icmpTargets.length > 0),
+      ...probeTiming(env, "ICMP_PROBE_INTERVAL", "ICMP_PROBE_TIMEOUT", icmpTargets.length > 0, adjustments),
     },
     httpProbe: {
       urls: httpUrls,
       requireSuccessStatus: boolean(read(env, "HTTP_PROBE_REQUIRE_SUCCESS")),
-      ...probeTiming(env, "HTTP_PROBE_INTERVAL", "HTTP_PROBE_TIMEOUT", httpUrls.length > 0),
+      ...probeTiming(env, "HTTP_PROBE_INTERVAL", "HTTP_PROBE_TIMEOUT", httpUrls.length > 0, adjustments),
     },
     health: {
       port: integer(
@@ -44,40 +45,13 @@ export function parseConfig(env: Environment, options: ParseOptions): Config {
         "0 to disable the health server, or a port from 1 to 65535",
       ),
       listenAddress: listenAddress(read(env, "HEALTH_LISTEN_ADDRESS")),
-      datastoreTimeoutMs: duration(read(env, "HEALTH_TIMEOUT_DATASTORE"), DATASTORE_TIMEOUT),
+      datastoreTimeoutMs: datastoreTimeout(env, adjustments),
     },
     logLevel: logLevel(read(env, "LOG_SEVERITY")),
     daemonSocketPath: socketPath(read(env, "DAEMON_SOCKET_PATH")),
-    drainMs: duration(read(env, "DRAIN_TIMEOUT"), DRAIN),
+    drainMs: drainTimeout(env),
+    adjustments: adjustments.list,
   });
-}
-
-/** One variable as found: `raw` is shown in messages, `text` (trimmed, or the default) is parsed. */
-interface Setting {
-  readonly name: VariableName;
-  readonly raw: string;
-  readonly text: string;
-  readonly isDefault: boolean;
-}
-
-// Blank means default: Kubernetes manifests write `value: ""` for "not set", and stray
-// spaces around a value in YAML are a typo nobody should lose a rollout to.
-function read(env: Environment, name: VariableName): Setting {
-  const raw = env[name] ?? "";
-  const text = raw.trim();
-  return text === ""
-    ? { name, raw, text: defaultOf(name), isDefault: true }
-    : { name, raw, text, isDefault: false };
-}
-
-function invalid(setting: Setting, problem: string, expected: string): ConfigError {
-  return new ConfigError({ variable: setting.name, value: setting.raw, problem, expected });
-}
-
-function describe(setting: Setting): string {
-  return setting.isDefault
-    ? `${setting.name} (default ${setting.text})`
-    : `${setting.name}=${quote(setting.raw)}`;
 }
 
 function listEntries(text: string): string[] {
@@ -141,79 +115,6 @@ function logLevel(setting: Setting): LogLevel {
     throw invalid(setting, "is not a log level", "trace, debug, info, warn, warning, error, fatal or panic");
   }
   return level;
-}
-
-interface DurationRule {
-  readonly minMs: number;
-  readonly zeroAllowed: boolean;
-  readonly maxMs: number;
-  /** HEALTH_TIMEOUT_DATASTORE has always accepted a bare number of seconds. */
-  readonly bareSeconds: boolean;
-}
-
-// A day is far beyond any useful probe or staleness window, and safely below the
-// 24.8 days at which Node.js timers overflow and fire at once.
-const DAY_MS = 86_400_000; // 24 h
-const PROBE_INTERVAL: DurationRule = { minMs: 100, zeroAllowed: false, maxMs: DAY_MS, bareSeconds: false };
-const PROBE_TIMEOUT: DurationRule = { minMs: 0, zeroAllowed: false, maxMs: DAY_MS, bareSeconds: false };
-const DATASTORE_TIMEOUT: DurationRule = { ...PROBE_TIMEOUT, bareSeconds: true };
-// Past an hour a drain is a hung pod; Kubernetes' grace period bounds it anyway.
-const DRAIN: DurationRule = { minMs: 0, zeroAllowed: true, maxMs: 3_600_000, bareSeconds: false }; // 1 h
-
-function durationExpectation(rule: DurationRule): string {
-  const max = formatDuration(rule.maxMs);
-  const range =
-    rule.minMs > 0 || rule.zeroAllowed
-      ? `a duration from ${formatDuration(rule.minMs)} to ${max}`
-      : `a positive duration up to ${max}`;
-  return rule.bareSeconds
-    ? `${range}, such as 90s, 1m30s or 90 (seconds)`
-    : `${range}, such as 500ms, 5s or 1m30s`;
-}
-
-/** Milliseconds exact to the nanosecond, checked against the rule. */
-function exactDuration(setting: Setting, rule: DurationRule): number {
-  const expected = durationExpectation(rule);
-  const parsed = parseDuration(setting.text, rule.bareSeconds ? "s" : undefined);
-  if (!parsed.ok) throw invalid(setting, parsed.problem, expected);
-  if (parsed.ms === 0 && !rule.zeroAllowed) throw invalid(setting, "is zero", expected);
-  if (parsed.ms < rule.minMs)
-    throw invalid(setting, `is shorter than ${formatDuration(rule.minMs)}`, expected);
-  if (parsed.ms > rule.maxMs)
-    throw invalid(setting, `is longer than ${formatDuration(rule.maxMs)}`, expected);
-  return parsed.ms;
-}
-
-// Timers have millisecond resolution. Rounding up keeps a positive duration from
-// becoming 0 and never makes a deadline or window shorter than the one asked for.
-function duration(setting: Setting, rule: DurationRule): number {
-  return Math.ceil(exactDuration(setting, rule));
-}
-
-// A readiness window shorter than the interval would hold no probe at all part of the
-// time, so the group would flap even with a healthy upstream.
-function probeTiming(
-  env: Environment,
-  intervalName: VariableName,
-  timeoutName: VariableName,
-  active: boolean,
-): ProbeTiming {
-  const interval = read(env, intervalName);
-  const timeout = read(env, timeoutName);
-  const intervalMs = exactDuration(interval, PROBE_INTERVAL);
-  const timeoutMs = exactDuration(timeout, PROBE_TIMEOUT);
-  if (active && timeoutMs < intervalMs) {
-    // Blame the variable the operator actually wrote.
-    if (timeout.isDefault) {
-      throw invalid(
-        interval,
-        `is longer than ${describe(timeout)}`,
-        `an interval <= the timeout (set ${timeoutName} as well)`,
-      );
-    }
-    throw invalid(timeout, `is shorter than ${describe(interval)}`, "a timeout >= the interval");
-  }
-  return { intervalMs: Math.ceil(intervalMs), timeoutMs: Math.ceil(timeoutMs) };
 }
 
 const EXPECTED_PROBE_IPS =

@@ -30,6 +30,21 @@ export interface HealthConfig {
   readonly datastoreTimeoutMs: number;
 }
 
+/**
+ * A value the gateway honours only after changing it (SPEC §2: "0s" means the
+ * default, a window shorter than the interval is widened). Logged at start as
+ * one warning line; never fatal.
+ */
+export interface Adjustment {
+  readonly variable: string;
+  /** As written, or "<default> (default)" when unset. */
+  readonly given: string;
+  /** As used, formatted like a Go duration. */
+  readonly used: string;
+  /** The warning line: the variable, the value given, why, and the value used. */
+  readonly message: string;
+}
+
 export interface Config {
   /** The pod's IPv4 address: the gateway's identity (VXLAN MAC, health bind). */
   readonly podIPv4: string | undefined;
@@ -45,4 +60,6 @@ export interface Config {
   readonly daemonSocketPath: string | undefined;
   /** How long the gateway keeps serving (503) after SIGTERM before it exits 0 (DRAIN_TIMEOUT). */
   readonly drainMs: number;
+  /** What parsing had to adjust; empty for a configuration honoured as written. */
+  readonly adjustments: readonly Adjustment[];
 }

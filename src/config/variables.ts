@@ -70,14 +70,16 @@ export const variables = [
     default: "5s",
     who: "gateway",
     ours: false,
-    description: "Time between two pings of one target, and each ping's deadline; 100ms..24h.",
+    description:
+      "Time between two pings of one target, and each ping's deadline. 0s means the default; a positive value below 100ms is raised to 100ms, with a warning.",
   },
   {
     name: "ICMP_PROBE_TIMEOUT",
     default: "15s",
     who: "gateway",
     ours: false,
-    description: "ICMP probes are ready while any target answered within this window; >= the interval.",
+    description:
+      "ICMP probes are ready while any target answered within this window. 0s means the default; a window shorter than the interval is widened to twice the interval, with a warning.",
   },
   {
     name: "HTTP_PROBE_URLS",
@@ -92,14 +94,15 @@ export const variables = [
     default: "10s",
     who: "gateway",
     ours: false,
-    description: "Time between two requests to one URL, and each request's deadline; 100ms..24h.",
+    description:
+      "Time between two requests to one URL, and each request's deadline (connect included); as ICMP_PROBE_INTERVAL.",
   },
   {
     name: "HTTP_PROBE_TIMEOUT",
     default: "30s",
     who: "gateway",
     ours: false,
-    description: "HTTP probes are ready while any URL answered within this window; >= the interval.",
+    description: "HTTP probes are ready while any URL answered within this window; as ICMP_PROBE_TIMEOUT.",
   },
   {
     name: "HTTP_PROBE_REQUIRE_SUCCESS",
@@ -128,7 +131,7 @@ export const variables = [
     who: "gateway",
     ours: false,
     description:
-      "How long policy sync stays ready without a fresh sign of life; a bare number means seconds.",
+      "How long the policy-sync component stays ready without a fresh sign of life; a bare number means seconds. 0s means the default; below 1s, 1s, with a warning.",
   },
   {
     name: "LOG_SEVERITY",

@@ -6,6 +6,11 @@ import { createLogger, type Logger } from "./log.js";
 
 const config = loadConfigOrExit(process.env, { requirePodIp: false });
 const log = createLogger(config.logLevel);
+// What the operator renders must run (SPEC §2): a value honoured only after an
+// adjustment is one warning line, not an exit.
+for (const { variable, given, used, message } of config.adjustments) {
+  log.warn({ variable, given, used }, message);
+}
 
 if (
   config.podIPv4 === undefined &&

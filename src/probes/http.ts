@@ -4,6 +4,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import { Client, type buildConnector } from "undici";
+import { systemClock } from "../clock.js";
 import type { ProbeFailure, ProbeResult } from "./types.js";
 
 export type HttpPhase = "connect" | "tls" | "headers" | "body";
@@ -278,7 +279,8 @@ async function probe(
   );
   const abort = () => stop.abort();
   signal.addEventListener("abort", abort, { once: true });
-  const timer = setTimeout(abort, settings.deadlineMs);
+  // The clock's timer: the deadline may be past Node's 24.8-day limit (SPEC §2).
+  const timer = systemClock.setTimer(settings.deadlineMs, abort);
 
   let connection: Connection | undefined;
   const client = new Client(url.origin, {
@@ -306,7 +308,7 @@ async function probe(
       : statusFailure(outcome.status, settings.requireSuccessStatus, url.host);
     return failure ? { failure, ...status } : status;
   } finally {
-    clearTimeout(timer);
+    timer.cancel();
     signal.removeEventListener("abort", abort);
     await release(client, connection);
   }

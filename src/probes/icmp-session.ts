@@ -14,6 +14,7 @@
 // net-ping binds `this.onSocketMessage` (and the other handlers) when the
 // socket is made, after the prototype chain is in place, so overrides here win.
 import { createRequire } from "node:module";
+import { MAX_TIMER_MS, systemClock, type Timer } from "../clock.js";
 import {
   answeredWithError,
   busy,
@@ -35,6 +36,8 @@ export interface EchoRequest {
   buffer: Buffer | undefined;
   sent: Date | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Set instead of `timer` for a deadline past Node's timer limit. */
+  longTimer: Timer | undefined;
   /** net-ping calls this on a send error or when the request timer fires. */
   callback: (error: Error | null) => void;
   readonly targetBytes: Uint8Array;
@@ -68,6 +71,7 @@ interface NetPingSession {
   onSocketError(error: Error): void;
   onSocketClose(): void;
   onSocketSend(req: EchoRequest, error: Error | null, bytes: number): void;
+  onTimeout(req: EchoRequest): void;
   setTTL(ttl: number): void;
 }
 
@@ -134,6 +138,7 @@ export class EchoSession extends netPing.Session {
       buffer: undefined,
       sent: undefined,
       timer: undefined,
+      longTimer: undefined,
       targetBytes,
       settle,
       callback: (error) =>
@@ -165,6 +170,18 @@ export class EchoSession extends netPing.Session {
     }
   }
 
+  // net-ping arms a plain setTimeout, which Node fires after 1 ms when the delay
+  // is past its 24.8-day limit; the deadline (an operator's interval, SPEC §2)
+  // may be longer, and then gets the clock's chained timer instead.
+  override onSocketSend(req: EchoRequest, error: Error | null, bytes: number): void {
+    if (error !== null || req.timeout <= MAX_TIMER_MS) {
+      super.onSocketSend(req, error, bytes);
+      return;
+    }
+    req.sent ??= new Date();
+    req.longTimer = systemClock.setTimer(req.timeout, () => this.onTimeout(req));
+  }
+
   // As net-ping's, minus pausing the socket when nothing is in flight: the
   // socket keeps reading while the session is open, so no stale backlog
   // builds up between probes (close() releases the event loop).
@@ -172,6 +189,7 @@ export class EchoSession extends netPing.Session {
     const req = this.reqs[id];
     if (req !== undefined) {
       clearTimeout(req.timer);
+      req.longTimer?.cancel();
       delete this.reqs[id];
       this.reqsPending--;
     }

@@ -55,7 +55,8 @@ export interface IcmpProber {
 
 const DEFAULT_TIMEOUT_MS = 5_000; // 5 s
 const ADDRESS_CACHE_SIZE = 4096;
-const MAX_TIMEOUT_MS = 2_147_483_647; // setTimeout's limit, about 24.8 days
+// Past Node's 24.8-day timer limit the session chains timers (an operator may write 2147483647s).
+const MAX_TIMEOUT_MS = Number.MAX_SAFE_INTEGER;
 
 /**
  * Creates the prober. Throws IcmpProberError up front, and only here:
