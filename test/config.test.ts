@@ -27,6 +27,7 @@ const DEFAULTS: Config = {
   vxlan: { vni: 4097, port: 4790 },
   iptablesBackend: "auto",
   dataplane: "auto",
+  snatPorts: { first: 1024, last: 65_535 },
   icmpProbe: { targets: [], intervalMs: 5_000, timeoutMs: 15_000 },
   httpProbe: { urls: [], requireSuccessStatus: false, intervalMs: 10_000, timeoutMs: 30_000 },
   health: { port: 8080, listenAddress: undefined, datastoreTimeoutMs: 90_000 },
@@ -261,6 +262,17 @@ describe("parseConfig accepts", () => {
     assert.equal(config.daemonSocketPath, "/run/x/socket");
     assert.equal(config.drainMs, 0);
   });
+
+  it("SNAT_PORT_RANGE: any FIRST-LAST within 1-65535, one port too", () => {
+    assert.deepEqual(parseConfig({ SNAT_PORT_RANGE: " 32768-60999 " }, gateway).snatPorts, {
+      first: 32_768,
+      last: 60_999,
+    });
+    assert.deepEqual(parseConfig({ SNAT_PORT_RANGE: "5000-5000" }, gateway).snatPorts, {
+      first: 5_000,
+      last: 5_000,
+    });
+  });
 });
 
 describe("parseConfig refuses", () => {
@@ -369,6 +381,10 @@ describe("parseConfig refuses", () => {
       says: /longer than 107 bytes/,
     },
     { env: { DRAIN_TIMEOUT: "61m" }, variable: "DRAIN_TIMEOUT", says: /longer than 1h/ },
+    { env: { SNAT_PORT_RANGE: "1024" }, variable: "SNAT_PORT_RANGE", says: /not a range FIRST-LAST/ },
+    { env: { SNAT_PORT_RANGE: "0-65535" }, variable: "SNAT_PORT_RANGE", says: /out of range/ },
+    { env: { SNAT_PORT_RANGE: "1024-65536" }, variable: "SNAT_PORT_RANGE", says: /out of range/ },
+    { env: { SNAT_PORT_RANGE: "2000-1999" }, variable: "SNAT_PORT_RANGE", says: /starts after it ends/ },
   ];
   for (const { env, options = gateway, variable, says } of cases) {
     it(`${variable}: ${JSON.stringify(env)}`, () => {
@@ -534,6 +550,9 @@ const plausible: Record<VariableName, fc.Arbitrary<string>> = {
   ),
   DAEMON_SOCKET_PATH: fc.constantFrom("/var/run/nodeagent/socket", "/var/run/calico/nodeagent/socket"),
   DRAIN_TIMEOUT: fc.integer({ min: 0, max: 3_600_000 }).map(formatDuration),
+  SNAT_PORT_RANGE: fc
+    .tuple(fc.integer({ min: 1, max: 65_535 }), fc.integer({ min: 1, max: 65_535 }))
+    .map(([a, b]) => `${Math.min(a, b)}-${Math.max(a, b)}`),
 };
 const edgeValue = fc.oneof(durationText, numberText, ipText, listText, wordText, anyText);
 

@@ -118,12 +118,24 @@ describe("MSS clamp", () => {
   });
 
   it("only lowers: the rules match an MSS above the value", () => {
-    const nft = renderNft({ egress: "eth0", snat: {}, mss: { 4: 1410 }, dropIcmpv6Redirects: false });
+    const nft = renderNft({
+      egress: "eth0",
+      snat: {},
+      snatPorts: { first: 1024, last: 65_535 },
+      mss: { 4: 1410 },
+      dropIcmpv6Redirects: false,
+    });
     assert.match(nft.input, /tcp option maxseg size > 1410 tcp option maxseg size set 1410/);
     const ipt = renderIptables(
       "nft",
       4,
-      { egress: "eth0", snat: {}, mss: { 4: 1410 }, dropIcmpv6Redirects: false },
+      {
+        egress: "eth0",
+        snat: {},
+        snatPorts: { first: 1024, last: 65_535 },
+        mss: { 4: 1410 },
+        dropIcmpv6Redirects: false,
+      },
       undefined,
     );
     assert.match(ipt.input, /-m tcpmss --mss 1411:65535 -j TCPMSS --set-mss 1410/);
@@ -135,7 +147,8 @@ describe("plan order", () => {
     const plan = planInit(initConfig(), detected());
     const titles = plan.steps.map((s) => `${s.kind}: ${s.title.split(/[:(]/)[0]?.trim()}`);
     assert.deepEqual(titles, [
-      "ruleset: Install the SNAT, MSS clamp and ICMPv6-redirect drop rules",
+      "ruleset: Install the SNAT with fully random ports 1024-65535, MSS clamp and ICMPv6-redirect drop rules",
+      "sysctl: Turn conntrack accounting and timestamps on",
       "sysctl: Suppress ICMP redirects",
       "sysctl: Turn reverse-path filtering off",
       "link: Create vxlan0",
@@ -143,22 +156,26 @@ describe("plan order", () => {
       "sysctl: Turn forwarding on",
     ]);
     assert.deepEqual(stepOf(plan, "sysctl", 0).writes, [
+      { key: "net.netfilter.nf_conntrack_acct", value: "1" },
+      { key: "net.netfilter.nf_conntrack_timestamp", value: "1" },
+    ]);
+    assert.deepEqual(stepOf(plan, "sysctl", 1).writes, [
       { key: "net.ipv4.conf.all.send_redirects", value: "0" },
       { key: "net.ipv4.conf.default.send_redirects", value: "0" },
       { key: "net.ipv4.conf.eth0.send_redirects", value: "0" },
     ]);
-    assert.deepEqual(stepOf(plan, "sysctl", 1).writes, [
+    assert.deepEqual(stepOf(plan, "sysctl", 2).writes, [
       { key: "net.ipv4.conf.all.rp_filter", value: "0" },
       { key: "net.ipv4.conf.default.rp_filter", value: "0" },
     ]);
-    assert.deepEqual(stepOf(plan, "sysctl", 2).writes, [
+    assert.deepEqual(stepOf(plan, "sysctl", 3).writes, [
       { key: "net.ipv4.conf.vxlan0.rp_filter", value: "0" },
     ]);
-    assert.deepEqual(stepOf(plan, "sysctl", 3).writes, [
+    assert.deepEqual(stepOf(plan, "sysctl", 4).writes, [
       { key: "net.ipv4.ip_forward", value: "1" },
       { key: "net.ipv6.conf.all.forwarding", value: "1" },
     ]);
-    assert.equal(plan.expect.sysctls.length, 8);
+    assert.equal(plan.expect.sysctls.length, 10);
   });
 
   it("IPv4 only: no IPv6 rule, no IPv6 forwarding", () => {
@@ -166,7 +183,7 @@ describe("plan order", () => {
     assert.deepEqual(plan.families, [4]);
     const text = stepOf(plan, "ruleset").input;
     assert.doesNotMatch(text, /ip6|ipv6|icmpv6/);
-    assert.deepEqual(stepOf(plan, "sysctl", 3).writes, [{ key: "net.ipv4.ip_forward", value: "1" }]);
+    assert.deepEqual(stepOf(plan, "sysctl", 4).writes, [{ key: "net.ipv4.ip_forward", value: "1" }]);
   });
 
   it("IPv6 only: SNAT and forwarding for IPv6, no vxlan0 and no MSS clamp, with a note", () => {
@@ -178,9 +195,9 @@ describe("plan order", () => {
       plan.notes.some((n) => n.startsWith("IPv6-only pod: no IPv4 address to derive the vxlan0 MAC")),
     );
     const text = stepOf(plan, "ruleset").input;
-    assert.match(text, /snat ip6 to 2001:db8:100::2/);
+    assert.match(text, /snat ip6 to \[2001:db8:100::2\]:1024-65535 fully-random/);
     assert.doesNotMatch(text, /snat ip to|maxseg/);
-    assert.deepEqual(stepOf(plan, "sysctl", 2).writes, [{ key: "net.ipv6.conf.all.forwarding", value: "1" }]);
+    assert.deepEqual(stepOf(plan, "sysctl", 3).writes, [{ key: "net.ipv6.conf.all.forwarding", value: "1" }]);
   });
 });
 
@@ -196,8 +213,10 @@ delete table inet egress_gateway
 table inet egress_gateway {
 \tchain postrouting {
 \t\ttype nat hook postrouting priority srcnat; policy accept;
-\t\toifname "eth0" ip saddr != ${POD_V4} snat ip to ${POD_V4}
-\t\toifname "eth0" ip6 saddr != ${POD_V6} snat ip6 to ${POD_V6}
+\t\toifname "eth0" ip saddr != ${POD_V4} meta l4proto { tcp, udp } snat ip to ${POD_V4}:1024-65535 fully-random
+\t\toifname "eth0" ip saddr != ${POD_V4} snat ip to ${POD_V4} fully-random
+\t\toifname "eth0" ip6 saddr != ${POD_V6} meta l4proto { tcp, udp } snat ip6 to [${POD_V6}]:1024-65535 fully-random
+\t\toifname "eth0" ip6 saddr != ${POD_V6} snat ip6 to ${POD_V6} fully-random
 \t}
 
 \tchain forward {
@@ -216,7 +235,15 @@ table inet egress_gateway {
     assert.deepEqual(
       plan.expect.chains.map((c) => [c.chain, c.markers]),
       [
-        ["postrouting", [`snat ip to ${POD_V4}`, `snat ip6 to ${POD_V6}`]],
+        [
+          "postrouting",
+          [
+            `snat ip to ${POD_V4}:1024-65535 fully-random`,
+            `snat ip to ${POD_V4} fully-random`,
+            `snat ip6 to [${POD_V6}]:1024-65535 fully-random`,
+            `snat ip6 to ${POD_V6} fully-random`,
+          ],
+        ],
         ["forward", ["maxseg size set 1410", "maxseg size set 1390"]],
         ["output", ["nd-redirect"]],
       ],
@@ -235,7 +262,9 @@ describe("iptables rendering", () => {
       `*nat
 :EGRESS-GW-POSTROUTING - [0:0]
 -I POSTROUTING 1 -j EGRESS-GW-POSTROUTING
--A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -j SNAT --to-source ${POD_V4}
+-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -p tcp -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully
+-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -p udp -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully
+-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -j SNAT --to-source ${POD_V4} --random-fully
 COMMIT
 *mangle
 :EGRESS-GW-FORWARD - [0:0]
@@ -252,7 +281,10 @@ COMMIT
     assert.deepEqual(v6.argv, ["ip6tables-legacy-restore", "-w", "5", "--noflush"]);
     assert.match(
       v6.input,
-      new RegExp(`-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V6}/128 -j SNAT --to-source ${POD_V6}`),
+      new RegExp(
+        `-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V6}/128 -p udp -j SNAT --to-source \\[${POD_V6}\\]:1024-65535 --random-fully\n` +
+          `-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V6}/128 -j SNAT --to-source ${POD_V6} --random-fully\n`,
+      ),
     );
     assert.match(v6.input, /--set-mss 1390/);
     assert.match(
@@ -287,7 +319,7 @@ COMMIT
       "-D POSTROUTING 3",
       "-D POSTROUTING 1",
       "-I POSTROUTING 1 -j EGRESS-GW-POSTROUTING",
-      `-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -j SNAT --to-source ${POD_V4}`,
+      `-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -p tcp -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully`,
     ]);
     assert.ok(!lines.some((l) => l.includes("KUBE")));
     assert.equal(lines.filter((l) => l.startsWith("-I ")).length, 2, "one jump per owned chain");
@@ -418,13 +450,13 @@ describe("validation before any change", () => {
       () => preflight(plan, { netAdmin: false, procSysProblem: undefined }),
       "INIT_NO_PRIVILEGE",
       4,
-      /^cannot run step 1 \(Install the SNAT, MSS clamp and ICMPv6-redirect drop rules\): the process lacks CAP_NET_ADMIN; run the init container privileged/,
+      /^cannot run step 1 \(Install the SNAT with fully random ports 1024-65535, MSS clamp and ICMPv6-redirect drop rules\): the process lacks CAP_NET_ADMIN; run the init container privileged/,
     );
     throwsInit(
       () => preflight(plan, { netAdmin: true, procSysProblem: "EROFS: read-only file system" }),
       "INIT_NO_PRIVILEGE",
       4,
-      /^cannot run step 2 \(Suppress ICMP redirects\): \/proc\/sys is not writable \(EROFS: read-only file system\); run the init/,
+      /^cannot run step 2 \(Turn conntrack accounting and timestamps on\): \/proc\/sys is not writable \(EROFS: read-only file system\); run the init/,
     );
   });
 });
@@ -439,17 +471,22 @@ describe("dry run and summary", () => {
     );
     assert.match(
       text,
-      /\n2\. Suppress ICMP redirects.*\n {3}echo 0 > \/proc\/sys\/net\/ipv4\/conf\/all\/send_redirects /,
+      /\n2\. Turn conntrack accounting and timestamps on.*\n {3}echo 1 > \/proc\/sys\/net\/netfilter\/nf_conntrack_acct .*\n {3}echo 1 > \/proc\/sys\/net\/netfilter\/nf_conntrack_timestamp /,
+    );
+    assert.match(text, /meta l4proto \{ tcp, udp \} snat ip to 198\.51\.100\.2:1024-65535 fully-random\n/);
+    assert.match(
+      text,
+      /\n3\. Suppress ICMP redirects.*\n {3}echo 0 > \/proc\/sys\/net\/ipv4\/conf\/all\/send_redirects /,
     );
     assert.match(
       text,
-      /\n4\. Create vxlan0.*\n {3}ip -batch - <<'EOF'\n {3}link add vxlan0 address a2:2a:c6:33:64:02 type vxlan id 4097 dstport 4790 dev eth0\n {3}link set vxlan0 up\n {3}EOF\n/,
+      /\n5\. Create vxlan0.*\n {3}ip -batch - <<'EOF'\n {3}link add vxlan0 address a2:2a:c6:33:64:02 type vxlan id 4097 dstport 4790 dev eth0\n {3}link set vxlan0 up\n {3}EOF\n/,
     );
     assert.match(
       text,
-      /\n6\. Turn forwarding on.*\n {3}echo 1 > \/proc\/sys\/net\/ipv4\/ip_forward .*\n {3}echo 1 > \/proc\/sys\/net\/ipv6\/conf\/all\/forwarding /,
+      /\n7\. Turn forwarding on.*\n {3}echo 1 > \/proc\/sys\/net\/ipv4\/ip_forward .*\n {3}echo 1 > \/proc\/sys\/net\/ipv6\/conf\/all\/forwarding /,
     );
-    assert.match(text, /\n7\. Verify: /);
+    assert.match(text, /\n8\. Verify: /);
   });
 
   it("states its assumptions when detection needed privileges it lacked", () => {
@@ -462,7 +499,7 @@ describe("dry run and summary", () => {
     const line = renderSummary(planInit(initConfig(), detected()), 123.4);
     assert.equal(
       line,
-      "egress-gateway init: ready in 123 ms: nftables rules replaced; SNAT to 198.51.100.2, 2001:db8:100::2 out of eth0; " +
+      "egress-gateway init: ready in 123 ms: nftables rules replaced; SNAT to 198.51.100.2, 2001:db8:100::2 out of eth0 (ports 1024-65535, fully random); " +
         "vxlan0 created (VNI 4097, port 4790, MAC a2:2a:c6:33:64:02, MTU 1450); MSS clamp 1410/1390; " +
         "redirects and rp_filter off; forwarding on (IPv4, IPv6)",
     );
@@ -483,8 +520,10 @@ describe("read-back checks", () => {
     const listed = `table inet egress_gateway {
 \tchain postrouting {
 \t\ttype nat hook postrouting priority srcnat; policy accept;
-\t\toifname "eth0" ip saddr != ${POD_V4} snat ip to ${POD_V4}
-\t\toifname "eth0" ip6 saddr != ${POD_V6} snat ip6 to ${POD_V6}
+\t\toifname "eth0" ip saddr != ${POD_V4} meta l4proto { tcp, udp } snat ip to ${POD_V4}:1024-65535 fully-random
+\t\toifname "eth0" ip saddr != ${POD_V4} snat ip to ${POD_V4} fully-random
+\t\toifname "eth0" ip6 saddr != ${POD_V6} meta l4proto { tcp, udp } snat ip6 to [${POD_V6}]:1024-65535 fully-random
+\t\toifname "eth0" ip6 saddr != ${POD_V6} snat ip6 to ${POD_V6} fully-random
 \t}
 
 \tchain forward {
@@ -514,7 +553,9 @@ describe("read-back checks", () => {
     const saved = parseIptablesSave(`*nat
 -A POSTROUTING -j EGRESS-GW-POSTROUTING
 -A POSTROUTING -j EGRESS-GW-POSTROUTING
--A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -j SNAT --to-source ${POD_V4}
+-A EGRESS-GW-POSTROUTING ! -s ${POD_V4}/32 -o eth0 -p tcp -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully
+-A EGRESS-GW-POSTROUTING ! -s ${POD_V4}/32 -o eth0 -p udp -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully
+-A EGRESS-GW-POSTROUTING ! -s ${POD_V4}/32 -o eth0 -j SNAT --to-source ${POD_V4} --random-fully
 COMMIT
 *mangle
 -A FORWARD -j EGRESS-GW-FORWARD

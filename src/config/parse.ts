@@ -5,7 +5,7 @@ import { parseIpLiteral, type IpFamily } from "./address.js";
 import { quote } from "./errors.js";
 import { invalid, read, type Environment, type Setting } from "./setting.js";
 import { Adjustments, datastoreTimeout, drainTimeout, probeTiming } from "./timing.js";
-import type { Config, LogLevel } from "./types.js";
+import type { Config, LogLevel, PortRange } from "./types.js";
 
 export type { Environment };
 
@@ -28,6 +28,7 @@ export function parseConfig(env: Environment, options: ParseOptions): Config {
     },
     iptablesBackend: choice(read(env, "IPTABLES_BACKEND"), ["auto", "nft", "legacy"] as const),
     dataplane: choice(read(env, "DATAPLANE"), ["auto", "iptables", "nftables"] as const),
+    snatPorts: portRange(read(env, "SNAT_PORT_RANGE")),
     icmpProbe: {
       targets: icmpTargets,
       ...probeTiming(env, "ICMP_PROBE_INTERVAL", "ICMP_PROBE_TIMEOUT", icmpTargets.length > 0, adjustments),
@@ -81,6 +82,17 @@ function choice<T extends string>(setting: Setting, choices: readonly T[]): T {
     throw invalid(setting, "is not a known value", `one of ${choices.join(", ")} (any letter case)`);
   }
   return found;
+}
+
+const EXPECTED_PORT_RANGE = "a port range FIRST-LAST within 1-65535, such as 1024-65535";
+
+function portRange(setting: Setting): PortRange {
+  const match = /^(\d+)-(\d+)$/.exec(setting.text);
+  if (match === null) throw invalid(setting, "is not a range FIRST-LAST", EXPECTED_PORT_RANGE);
+  const [first, last] = [Number(match[1]), Number(match[2])];
+  if (first < 1 || last > 65_535) throw invalid(setting, "is out of range", EXPECTED_PORT_RANGE);
+  if (first > last) throw invalid(setting, "starts after it ends", EXPECTED_PORT_RANGE);
+  return { first, last };
 }
 
 const BOOLEANS: ReadonlyMap<string, boolean> = new Map([

@@ -45,6 +45,12 @@ export interface Adjustment {
   readonly message: string;
 }
 
+/** Source ports SNAT allocates for TCP and UDP (SNAT_PORT_RANGE), inclusive. */
+export interface PortRange {
+  readonly first: number;
+  readonly last: number;
+}
+
 export interface Config {
   /** The pod's IPv4 address: the gateway's identity (VXLAN MAC, health bind). */
   readonly podIPv4: string | undefined;
@@ -52,6 +58,7 @@ export interface Config {
   readonly vxlan: { readonly vni: number; readonly port: number };
   readonly iptablesBackend: "auto" | "nft" | "legacy";
   readonly dataplane: "auto" | "iptables" | "nftables";
+  readonly snatPorts: PortRange;
   readonly icmpProbe: IcmpProbeConfig;
   readonly httpProbe: HttpProbeConfig;
   readonly health: HealthConfig;

@@ -150,6 +150,14 @@ export const variables = [
       "/var/run/calico/nodeagent/socket and /var/run/nodeagent/socket.",
   },
   {
+    name: "SNAT_PORT_RANGE",
+    default: "1024-65535",
+    who: "both",
+    ours: true,
+    description:
+      "First-last source port that SNAT allocates for TCP and UDP, fully random; also the range port telemetry counts as available.",
+  },
+  {
     name: "DRAIN_TIMEOUT",
     default: "25s",
     who: "gateway",

@@ -3,7 +3,7 @@
 // the new rules are in place (so SNAT never has a gap). Pure.
 import { renderIptables, renderIptablesRemoval, restoreArgv } from "./render-iptables.js";
 import { NFT_TABLE, removeNftTable, renderNft } from "./render-nft.js";
-import { familyName, type RuleIntent } from "./rules.js";
+import { describePorts, familyName, type RuleIntent } from "./rules.js";
 import type { ChainExpectation, Dataplane, Detected, Family, OwnedObject, Step } from "./types.js";
 
 export interface RuleSteps {
@@ -12,12 +12,12 @@ export interface RuleSteps {
   readonly removed: OwnedObject[];
 }
 
-/** "SNAT, MSS clamp and ICMPv6-redirect drop", or as much of it as the intent holds. */
+/** "SNAT with fully random ports 1024-65535, MSS clamp and ICMPv6-redirect drop", or as much of it as the intent holds. */
 function describeRules(intent: RuleIntent): string {
-  const parts = ["SNAT"];
+  const parts = [`SNAT with fully random ports ${describePorts(intent.snatPorts)}`];
   if (Object.keys(intent.mss).length > 0) parts.push("MSS clamp");
   if (intent.dropIcmpv6Redirects) parts.push("ICMPv6-redirect drop");
-  return parts.length === 1 ? "SNAT" : `${parts.slice(0, -1).join(", ")} and ${parts.at(-1)}`;
+  return parts.length === 1 ? parts[0]! : `${parts.slice(0, -1).join(", ")} and ${parts.at(-1)}`;
 }
 
 export function ruleSteps(

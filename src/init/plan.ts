@@ -18,7 +18,10 @@ import { FAMILIES, familyName, MSS_HEADROOM, type RuleIntent } from "./rules.js"
 import type { Detected, Family, InitPlan, LinkInfo, Step, SysctlWrite, VxlanPlan } from "./types.js";
 import { decideVxlan, VXLAN_DEVICE, vxlanBatch, vxlanMac, vxlanMtu } from "./vxlan.js";
 
-export type InitConfig = Pick<Config, "podIPv4" | "podIPv6" | "vxlan" | "dataplane" | "iptablesBackend">;
+export type InitConfig = Pick<
+  Config,
+  "podIPv4" | "podIPv6" | "vxlan" | "dataplane" | "iptablesBackend" | "snatPorts"
+>;
 
 export const EGRESS_DEVICE = "eth0";
 
@@ -43,13 +46,14 @@ export function planInit(config: InitConfig, detected: Detected): InitPlan {
   const intent: RuleIntent = {
     egress: EGRESS_DEVICE,
     snat: pod,
+    snatPorts: config.snatPorts,
     mss,
     dropIcmpv6Redirects: pod[6] !== undefined,
   };
   const rules = ruleSteps(choice.dataplane, families, intent, detected);
   const sysctls = sysctlSteps(families);
 
-  const steps: Step[] = [...rules.steps, sysctls.redirects, sysctls.rpFilter];
+  const steps: Step[] = [...rules.steps, sysctls.conntrack, sysctls.redirects, sysctls.rpFilter];
   if (vxlan !== undefined) {
     steps.push(
       {
@@ -68,6 +72,7 @@ export function planInit(config: InitConfig, detected: Detected): InitPlan {
     podIPv6: config.podIPv6,
     families,
     dataplane: choice.dataplane,
+    snatPorts: config.snatPorts,
     vxlan,
     mss,
     notes,
@@ -135,6 +140,7 @@ function vxlanTitle(vxlan: VxlanPlan): string {
 }
 
 interface SysctlSteps {
+  readonly conntrack: Step;
   readonly redirects: Step;
   readonly rpFilter: Step;
   readonly rpFilterVxlan: Step;
@@ -150,6 +156,12 @@ function sysctlSteps(families: readonly Family[]): SysctlSteps {
     ...(families.includes(6) ? [one("net.ipv6.conf.all.forwarding")] : []),
   ];
   return {
+    // Per network namespace on this kernel; only entries created afterwards
+    // count, so before forwarding. After the rules: NAT loads conntrack.
+    conntrack: sysctl(
+      "Turn conntrack accounting and timestamps on (bytes, packets, start and end of each forwarded connection)",
+      [one("net.netfilter.nf_conntrack_acct"), one("net.netfilter.nf_conntrack_timestamp")],
+    ),
     redirects: sysctl(
       "Suppress ICMP redirects (all alone is not enough: default and eth0 too)",
       ["all", "default", EGRESS_DEVICE].map((dev) => zero(`net.ipv4.conf.${dev}.send_redirects`)),

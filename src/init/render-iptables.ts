@@ -2,7 +2,7 @@
 // `iptables-restore --noflush` per family. Redeclaring a chain flushes it; every
 // existing jump to it is deleted and exactly one inserted, in the same transaction.
 import { jumpPositions } from "./iptables-save.js";
-import type { RuleIntent } from "./rules.js";
+import { describePorts, PORTED_PROTOCOLS, type RuleIntent } from "./rules.js";
 import type { ChainExpectation, Family, IptablesFlavour, OwnedObject, SavedTables } from "./types.js";
 
 interface OwnedChain {
@@ -28,11 +28,16 @@ function desiredRules(family: Family, intent: RuleIntent): ReadonlyMap<string, r
   const rules = new Map<string, Rule[]>();
   const snat = intent.snat[family];
   if (snat !== undefined) {
-    const host = family === 4 ? "/32" : "/128";
+    const match = `-o ${intent.egress} ! -s ${snat}${family === 4 ? "/32" : "/128"}`;
+    const to = `${family === 4 ? snat : `[${snat}]`}:${describePorts(intent.snatPorts)}`;
     rules.set("EGRESS-GW-POSTROUTING", [
+      ...PORTED_PROTOCOLS.map((protocol) => {
+        const target = `-p ${protocol} -j SNAT --to-source ${to} --random-fully`;
+        return { spec: `${match} ${target}`, marker: target };
+      }),
       {
-        spec: `-o ${intent.egress} ! -s ${snat}${host} -j SNAT --to-source ${snat}`,
-        marker: `--to-source ${snat}`,
+        spec: `${match} -j SNAT --to-source ${snat} --random-fully`,
+        marker: `-j SNAT --to-source ${snat} --random-fully`,
       },
     ]);
   }
@@ -118,7 +123,7 @@ export function renderIptablesRemoval(
   return renderIptables(
     flavour,
     family,
-    { egress: "", snat: {}, mss: {}, dropIcmpv6Redirects: false },
+    { egress: "", snat: {}, snatPorts: { first: 1, last: 65_535 }, mss: {}, dropIcmpv6Redirects: false },
     saved,
   );
 }

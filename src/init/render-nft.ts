@@ -1,6 +1,6 @@
 // Native nftables: one table we own, replaced in one `nft -f` transaction.
 // Declaring the table first makes the delete succeed on the first run too.
-import type { RuleIntent } from "./rules.js";
+import { describePorts, PORTED_PROTOCOLS, type RuleIntent } from "./rules.js";
 import type { ChainExpectation } from "./types.js";
 
 export const NFT_TABLE = "egress_gateway";
@@ -19,11 +19,18 @@ export interface RenderedRules {
 
 export function renderNft(intent: RuleIntent): RenderedRules {
   const dev = JSON.stringify(intent.egress);
+  const ports = describePorts(intent.snatPorts);
   const snat = (["ip", "ip6"] as const).flatMap((proto) => {
     const address = intent.snat[proto === "ip" ? 4 : 6];
     if (address === undefined) return [];
-    const text = `oifname ${dev} ${proto} saddr != ${address} snat ${proto} to ${address}`;
-    return [{ text, marker: `snat ${proto} to ${address}` }];
+    const match = `oifname ${dev} ${proto} saddr != ${address}`;
+    const host = proto === "ip" ? address : `[${address}]`;
+    const ported = `snat ${proto} to ${host}:${ports} fully-random`;
+    const rest = `snat ${proto} to ${address} fully-random`;
+    return [
+      { text: `${match} meta l4proto { ${PORTED_PROTOCOLS.join(", ")} } ${ported}`, marker: ported },
+      { text: `${match} ${rest}`, marker: rest },
+    ];
   });
   const mss = (["ipv4", "ipv6"] as const).flatMap((proto) => {
     const value = intent.mss[proto === "ipv4" ? 4 : 6];

@@ -68,7 +68,7 @@ export function renderSummary(plan: InitPlan, elapsedMs: number): string {
   const vxlan = plan.vxlan;
   const parts = [
     `${describeDataplane(plan.dataplane)} rules replaced`,
-    `SNAT to ${addresses} out of eth0`,
+    `SNAT to ${addresses} out of eth0 (ports ${plan.snatPorts.first}-${plan.snatPorts.last}, fully random)`,
     vxlan === undefined
       ? "no vxlan0 (IPv6-only pod)"
       : `vxlan0 ${pastTense[vxlan.decision.action]} (VNI ${vxlan.vni}, port ${vxlan.port}, MAC ${vxlan.mac}, MTU ${vxlan.mtu})`,

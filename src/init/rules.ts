@@ -1,5 +1,6 @@
 // What the rules must do, independent of how they are written: the intent both
 // renderers (native nftables, iptables) turn into text, so all backends behave alike.
+import type { PortRange } from "../config/types.js";
 import type { Family } from "./types.js";
 
 export interface RuleIntent {
@@ -7,6 +8,13 @@ export interface RuleIntent {
   readonly egress: string;
   /** Per family the pod has: SNAT forwarded packets leaving `egress` to this address. */
   readonly snat: Readonly<Partial<Record<Family, string>>>;
+  /**
+   * Source ports for translated TCP and UDP, chosen fully at random in this range
+   * (other protocols keep the kernel's range, also fully random). Sequential
+   * allocation lets two CPUs pick the same port for two new flows at once; the
+   * loser's conntrack insert fails and its SYN is dropped.
+   */
+  readonly snatPorts: PortRange;
   /** Per family: clamp the MSS of forwarded SYNs leaving `egress` down to this value (never up). */
   readonly mss: Readonly<Partial<Record<Family, number>>>;
   /** Drop the ICMPv6 redirects this host would send (IPv6 has no send_redirects sysctl). */
@@ -21,3 +29,10 @@ export function familyName(family: Family): string {
 
 /** TCP/IP header bytes below the MTU: MSS = MTU - 40 (IPv4), MTU - 60 (IPv6, its header is 20 bytes longer). */
 export const MSS_HEADROOM: Readonly<Record<Family, number>> = { 4: 40, 6: 60 };
+
+/** Protocols SNAT gives a port from `RuleIntent.snatPorts`. */
+export const PORTED_PROTOCOLS = ["tcp", "udp"] as const;
+
+export function describePorts(ports: PortRange): string {
+  return `${ports.first}-${ports.last}`;
+}

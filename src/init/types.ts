@@ -1,6 +1,8 @@
 // The init program's data model: what detection found, and the plan computed from
 // it. Both are plain data, so that planning and rendering are pure and testable.
 
+import type { PortRange } from "../config/types.js";
+
 export type Family = 4 | 6;
 export type IptablesFlavour = "nft" | "legacy";
 
@@ -131,6 +133,8 @@ export interface InitPlan {
   readonly podIPv6: string | undefined;
   readonly families: readonly Family[];
   readonly dataplane: Dataplane;
+  /** Source ports of translated TCP and UDP, allocated fully at random. */
+  readonly snatPorts: PortRange;
   /** Undefined for an IPv6-only pod: no IPv4 identity, so no vxlan0 (see notes). */
   readonly vxlan: VxlanPlan | undefined;
   /** MSS each family's forwarded SYNs are clamped to; absent without vxlan0. */

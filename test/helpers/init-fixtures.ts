@@ -14,6 +14,7 @@ export function initConfig(overrides: Partial<InitConfig> = {}): InitConfig {
     vxlan: { vni: 4097, port: 4790 },
     dataplane: "auto",
     iptablesBackend: "auto",
+    snatPorts: { first: 1024, last: 65_535 },
     ...overrides,
   };
 }

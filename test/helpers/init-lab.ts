@@ -71,6 +71,8 @@ function tryExec(ns: Namespace, cmd: string, args: readonly string[]): string {
 }
 
 const SYSCTLS = [
+  "net.netfilter.nf_conntrack_acct",
+  "net.netfilter.nf_conntrack_timestamp",
   "net.ipv4.ip_forward",
   "net.ipv6.conf.all.forwarding",
   ...["all", "default", "eth0", "vxlan0"].flatMap((dev) => [
@@ -244,8 +246,12 @@ export async function startCapture(ns: Namespace, filter: readonly string[]): Pr
   return capture;
 }
 
-/** MSS of each SYN (not SYN-ACK) in tcpdump -v output, by source address. */
-export function synMss(capture: string): { source: string; mss: number }[] {
-  const syn = /(\S+)\.\d+ > \S+: Flags \[S\],[^\n]*?mss (\d+)/g;
-  return [...capture.matchAll(syn)].map((m) => ({ source: m[1] ?? "", mss: Number(m[2]) }));
+/** Source address, source port and MSS of each SYN (not SYN-ACK) in tcpdump -v output. */
+export function synMss(capture: string): { source: string; port: number; mss: number }[] {
+  const syn = /(\S+)\.(\d+) > \S+: Flags \[S\],[^\n]*?mss (\d+)/g;
+  return [...capture.matchAll(syn)].map((m) => ({
+    source: m[1] ?? "",
+    port: Number(m[2]),
+    mss: Number(m[3]),
+  }));
 }
