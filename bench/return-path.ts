@@ -16,7 +16,7 @@ import { nodeMac } from "../src/dataplane/mac.js";
 import { numberToIpv4, ipv4ToNumber } from "../src/dataplane/ipv4.js";
 import { createReturnPath, type ReturnPath } from "../src/dataplane/return-path.js";
 import { runCommand } from "../src/init/exec.js";
-import { Readiness } from "../src/gateway/readiness.js";
+import { Readiness } from "../src/readiness/readiness.js";
 import type { Route, RouteSnapshot } from "../src/sync/types.js";
 import { RunLab } from "../lab/run-lab.js";
 import { sweepCrashedRuns } from "../lab/sweep.js";

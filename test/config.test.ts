@@ -125,6 +125,19 @@ describe("parseDuration (Go syntax)", () => {
     assert.deepEqual(parseDuration("90s", "s"), { ok: true, ms: 90_000 });
   });
 
+  it("formats durations as manifests write them", () => {
+    assert.deepEqual([500, 1_000, 1_500, 15_000, 60_000, 90_000, 3_600_000, 5_430_000].map(formatDuration), [
+      "500ms",
+      "1s",
+      "1.5s",
+      "15s",
+      "1m",
+      "1m30s",
+      "1h",
+      "1h30m30s",
+    ]);
+  });
+
   it("reads back what formatDuration writes", () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 10 * 86_400_000 }), (ms) => {

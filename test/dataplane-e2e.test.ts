@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { systemClock } from "../src/clock.js";
 import { createReturnPath, type ReturnPath } from "../src/dataplane/return-path.js";
-import { Readiness } from "../src/gateway/readiness.js";
+import { Readiness } from "../src/readiness/readiness.js";
 import { capture as captureIn } from "../lab/capture.js";
 import { buildTwoNodeLab, TWO_NODE, VNI, type TwoNodeLab } from "../lab/two-node-lab.js";
 import type { NamespaceHttpClient } from "../lab/namespace-http.js";

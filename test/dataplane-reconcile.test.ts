@@ -15,7 +15,7 @@ import {
 } from "../src/dataplane/kernel.js";
 import { nodeMac } from "../src/dataplane/mac.js";
 import { createReturnPath, type DataplaneLog, type ReturnPath } from "../src/dataplane/return-path.js";
-import { Readiness } from "../src/gateway/readiness.js";
+import { Readiness } from "../src/readiness/readiness.js";
 import type { Route, RouteSnapshot } from "../src/sync/types.js";
 import { Lab, type Namespace } from "./helpers/netns.js";
 import { routeOf } from "../lab/routes.js";

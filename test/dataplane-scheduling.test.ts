@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { CommandResult } from "../src/init/exec.js";
 import { createReturnPath, type DataplaneLog } from "../src/dataplane/return-path.js";
-import { Readiness } from "../src/gateway/readiness.js";
+import { Readiness } from "../src/readiness/readiness.js";
 import type { Route, RouteSnapshot } from "../src/sync/types.js";
 import { FakeClock } from "./helpers/fake-clock.js";
 import { NO_ROUTE_TYPES, routeOf } from "../lab/routes.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { request } from "node:http";
 import { describe, it } from "node:test";
-import { Readiness } from "../src/gateway/readiness.js";
+import { Readiness } from "../src/readiness/readiness.js";
 import { buildHealthApp } from "../src/gateway/health-app.js";
 import { startHealthServer, type HealthServer } from "../src/gateway/server.js";
 import { renderMetrics } from "../src/gateway/metrics.js";

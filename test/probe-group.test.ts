@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { getEventListeners } from "node:events";
 import { describe, it } from "node:test";
-import { Readiness } from "../src/gateway/readiness.js";
+import { Readiness } from "../src/readiness/readiness.js";
 import { jitteredInterval, ProbeGroup, type TargetTransition } from "../src/probes/group.js";
 import type { ProbeResult, Prober } from "../src/probes/types.js";
 import { FakeClock } from "./helpers/fake-clock.js";

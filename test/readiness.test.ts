@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { formatMs, Readiness, type Transition } from "../src/gateway/readiness.js";
 import { renderReadiness } from "../src/gateway/render.js";
+import { Readiness, type Transition } from "../src/readiness/readiness.js";
 import { FakeClock } from "./helpers/fake-clock.js";
 
 function setup() {
@@ -139,18 +139,5 @@ describe("readiness rendering", () => {
         { name: "HTTPProbes", timeoutSeconds: 90, ready: false, detail: "starting" },
       ],
     });
-  });
-
-  it("formats durations as manifests write them", () => {
-    assert.deepEqual([500, 1_000, 1_500, 15_000, 60_000, 90_000, 3_600_000, 5_430_000].map(formatMs), [
-      "500ms",
-      "1s",
-      "1.5s",
-      "15s",
-      "1m",
-      "1m30s",
-      "1h",
-      "1h30m30s",
-    ]);
   });
 });

@@ -6,8 +6,14 @@ import { describe, it, type TestContext } from "node:test";
 import pino from "pino";
 import { FakeAgent, type AgentStream, type FakeRoute } from "../lab/fake-agent.js";
 import { systemClock, type Clock } from "../src/clock.js";
-import { Readiness, type ComponentView } from "../src/gateway/readiness.js";
-import { REDIAL_MS, startPolicySync, type PolicySync, type PolicySyncOptions } from "../src/sync/client.js";
+import { Readiness, type ComponentView } from "../src/readiness/readiness.js";
+import { REDIAL_MS } from "../src/sync/client.js";
+import {
+  preparePolicySync,
+  startPreparedPolicySync,
+  type PolicySync,
+  type PolicySyncOptions,
+} from "../src/sync/policy-sync.js";
 import type { RouteSnapshot } from "../src/sync/types.js";
 import { FakeClock } from "./helpers/fake-clock.js";
 import { ourBlock, tunnelB, workloadsB as sharedWorkloadsB } from "./helpers/sync-routes.js";
@@ -43,7 +49,7 @@ interface Harness {
   readonly snapshots: RouteSnapshot[];
   readonly logs: { level: string; msg: string; detail?: string }[];
   agent(path?: string): Promise<FakeAgent>;
-  sync(options?: Partial<PolicySyncOptions> & { socketPath?: string }): PolicySync;
+  sync(options?: Partial<PolicySyncOptions> & { socketPath?: string }): Promise<PolicySync>;
   component(): ComponentView | undefined;
 }
 
@@ -75,8 +81,9 @@ function harness(t: TestContext): Harness {
       cleanups.push(() => agent.stop());
       return agent;
     },
-    sync(options = {}) {
-      const sync = startPolicySync({
+    async sync(options = {}) {
+      // As the gateway starts it: prepare (registers DatastoreConnection), then load the client and dial.
+      const syncOptions: PolicySyncOptions = {
         config: {
           daemonSocketPath: options.socketPath,
           podIPv4: OUR_IP,
@@ -88,7 +95,8 @@ function harness(t: TestContext): Harness {
         onSnapshot: (snapshot) => snapshots.push(snapshot),
         socketCandidates: [join(dir, "calico", "nodeagent", "socket"), join(dir, "nodeagent", "socket")],
         ...options,
-      });
+      };
+      const sync = await startPreparedPolicySync(syncOptions, preparePolicySync(syncOptions));
       cleanups.push(() => sync.stop());
       return sync;
     },
@@ -103,7 +111,7 @@ function replay(stream: AgentStream, ...routes: FakeRoute[]): void {
 }
 
 async function inSyncWith(h: Harness, agent: FakeAgent, ...routes: FakeRoute[]) {
-  const sync = h.sync({ socketPath: agent.socketPath });
+  const sync = await h.sync({ socketPath: agent.socketPath });
   const stream = await agent.waitForStream(1);
   replay(stream, ...routes);
   await until(() => h.component()?.ready === true, "DatastoreConnection ready");
@@ -114,7 +122,7 @@ describe("policy sync client over a unix socket", () => {
   it("subscribes to l3-routes with IPv6 route updates", async (t) => {
     const h = harness(t);
     const agent = await h.agent();
-    h.sync({ socketPath: agent.socketPath });
+    await h.sync({ socketPath: agent.socketPath });
     const stream = await agent.waitForStream(1);
     assert.deepEqual(stream.request, { subscriptionType: "l3-routes", supportsIPv6RouteUpdates: true });
   });
@@ -122,7 +130,7 @@ describe("policy sync client over a unix socket", () => {
   it("turns ready at InSync and hands over the snapshot, then every change", async (t) => {
     const h = harness(t);
     const agent = await h.agent();
-    const sync = h.sync({ socketPath: agent.socketPath });
+    const sync = await h.sync({ socketPath: agent.socketPath });
     assert.equal(h.component()?.ready, false);
     const stream = await agent.waitForStream(1);
     await until(() => sync.state().connected, "connected");
@@ -234,7 +242,7 @@ describe("policy sync client over a unix socket", () => {
   it("redials every 3 s of real time by default", async (t) => {
     const h = harness(t);
     const agent = await h.agent();
-    h.sync({ socketPath: agent.socketPath, clock: systemClock satisfies Clock });
+    await h.sync({ socketPath: agent.socketPath, clock: systemClock satisfies Clock });
     const first = await agent.waitForStream(1);
     first.inSync();
     await until(() => h.component()?.ready === true, "ready");
@@ -263,7 +271,7 @@ describe("policy sync client over a unix socket", () => {
   it("waits for a socket that is absent, and connects when it appears", async (t) => {
     const h = harness(t);
     mkdirSync(join(h.dir, "nodeagent"));
-    const sync = h.sync();
+    const sync = await h.sync();
     assert.equal(sync.mode, "agent");
     assert.equal(h.component()?.ready, false);
     assert.match(h.component()?.detail ?? "", /no policy-sync socket at .*nodeagent\/socket/);
@@ -280,16 +288,16 @@ describe("policy sync client over a unix socket", () => {
     const h = harness(t);
     await h.agent();
     const operator = await h.agent(join(h.dir, "calico", "nodeagent", "socket"));
-    const sync = h.sync();
+    const sync = await h.sync();
     await operator.waitForStream(1);
     assert.equal(sync.state().socketPath, operator.socketPath);
   });
 });
 
 describe("policy sync without an agent", () => {
-  it("runs in no-agent mode when no socket and no socket directory exists", (t) => {
+  it("runs in no-agent mode when no socket and no socket directory exists", async (t) => {
     const h = harness(t);
-    const sync = h.sync();
+    const sync = await h.sync();
     assert.equal(sync.mode, "none");
     assert.equal(sync.state().mode, "none");
     assert.deepEqual(h.readiness.evaluate().components, [], "no component registered");
@@ -305,7 +313,7 @@ describe("policy sync without an agent", () => {
     mkdirSync(join(h.dir, "nodeagent"));
     // A regular file where the socket should be: connect() is refused.
     writeFileSync(join(h.dir, "nodeagent", "socket"), "");
-    const sync = h.sync();
+    const sync = await h.sync();
     assert.equal(sync.mode, "agent");
     await until(() => /cannot open a policy-sync stream/.test(h.component()?.detail ?? ""), "refused");
     assert.equal(h.component()?.ready, false);
@@ -314,9 +322,9 @@ describe("policy sync without an agent", () => {
     assert.equal(h.component()?.ready, false);
   });
 
-  it("expects an agent whenever DAEMON_SOCKET_PATH is set, even where nothing exists", (t) => {
+  it("expects an agent whenever DAEMON_SOCKET_PATH is set, even where nothing exists", async (t) => {
     const h = harness(t);
-    const sync = h.sync({ socketPath: join(h.dir, "missing", "socket") });
+    const sync = await h.sync({ socketPath: join(h.dir, "missing", "socket") });
     assert.equal(sync.mode, "agent");
     assert.equal(h.component()?.ready, false);
     assert.match(h.component()?.detail ?? "", /no policy-sync socket at .*missing\/socket; redialling/);
@@ -340,7 +348,7 @@ describe("policy sync lifecycle", () => {
     const h = harness(t);
     const agent = await h.agent();
     const { sync, stream } = await inSyncWith(h, agent);
-    const failing = h.sync({
+    const failing = await h.sync({
       socketPath: agent.socketPath,
       onSnapshot: () => {
         throw new Error("consumer bug");

@@ -7,16 +7,15 @@
 // left as it is (see desired.ts), and so it is on stop: traffic keeps flowing
 // through a node-agent restart, a gateway restart or a drain.
 import type { Clock, Timer } from "../clock.js";
-import type { Component } from "../gateway/readiness.js";
-import { formatMs } from "../gateway/readiness.js";
+import { formatDuration } from "../config/duration.js";
+import { COMPONENT } from "../readiness/components.js";
+import type { Component } from "../readiness/readiness.js";
 import type { RouteSnapshot } from "../sync/types.js";
 import { DataplaneError, type DataplaneErrorCode } from "./errors.js";
 import { ipv4ToNumber } from "./ipv4.js";
 import { createKernel, type CommandRunner } from "./kernel.js";
 import { Reconciler, type PassResult } from "./reconcile.js";
 import { EXIT_DEVICE, type DesiredState, type Skipped } from "./types.js";
-
-export const COMPONENT = "Dataplane";
 
 /** The subset of pino's Logger this component writes to. */
 export interface DataplaneLog {
@@ -92,7 +91,7 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
   };
   const kernel = createKernel({ vni, netns: options.netns, run: options.run });
   const reconciler = new Reconciler(kernel, { ourIPv4, vni });
-  const component = options.readiness.register(COMPONENT, {
+  const component = options.readiness.register(COMPONENT.dataplane, {
     detail: "waiting for routes from the node agent",
   });
 
@@ -157,7 +156,10 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
 
   const succeeded = (snapshot: RouteSnapshot, result: PassResult): void => {
     if (consecutiveFailures > 0) {
-      log.info({ component: COMPONENT, failures: consecutiveFailures }, "return-path reconcile recovered");
+      log.info(
+        { component: COMPONENT.dataplane, failures: consecutiveFailures },
+        "return-path reconcile recovered",
+      );
     }
     consecutiveFailures = 0;
     ourRouteSeen = !result.held;
@@ -170,13 +172,18 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
     if (desired.skipped.incomplete > 0 && warnedIncomplete !== snapshot) {
       warnedIncomplete = snapshot;
       log.warn(
-        { component: COMPONENT, incomplete: desired.skipped.incomplete },
+        { component: COMPONENT.dataplane, incomplete: desired.skipped.incomplete },
         "skipped remote-workload routes without a node IP or node name (the node agent will complete them)",
       );
     }
     if (result.changes > 0) {
       log.debug(
-        { component: COMPONENT, changes: result.changes, readKernel: result.readKernel, ms: lastDurationMs },
+        {
+          component: COMPONENT.dataplane,
+          changes: result.changes,
+          readKernel: result.readKernel,
+          ms: lastDurationMs,
+        },
         "return path programmed",
       );
     }
@@ -195,10 +202,10 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
     const code: DataplaneErrorCode = error instanceof DataplaneError ? error.code : "DATAPLANE_UNEXPECTED";
     const detail = error instanceof Error ? error.message : String(error);
     log.warn(
-      { component: COMPONENT, code, detail, failures: consecutiveFailures, retryInMs },
+      { component: COMPONENT.dataplane, code, detail, failures: consecutiveFailures, retryInMs },
       "return-path reconcile failed; retrying",
     );
-    component.report(false, `reconcile failed (${code}): ${detail}; retry in ${formatMs(retryInMs)}`);
+    component.report(false, `reconcile failed (${code}): ${detail}; retry in ${formatDuration(retryInMs)}`);
     wanted = true;
     if (!stopped) armPass(retryInMs);
   };

@@ -4,13 +4,19 @@
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/types.js";
 import { createReturnPath, type ReturnPath } from "../dataplane/return-path.js";
-import type { PolicySyncOptions } from "../sync/client.js";
-import { preparePolicySync, startPreparedPolicySync, type PreparedPolicySync } from "../sync/start.js";
+import {
+  preparePolicySync,
+  startPreparedPolicySync,
+  type PolicySyncOptions,
+  type PreparedPolicySync,
+} from "../sync/policy-sync.js";
 import { ProbeGroup, type Protocol, type TargetTransition } from "../probes/group.js";
 import type { Prober } from "../probes/types.js";
 import type { Logger } from "./log.js";
 import { renderMetrics } from "./metrics.js";
-import { formatMs, Readiness, type Component } from "./readiness.js";
+import { formatDuration } from "../config/duration.js";
+import { COMPONENT } from "../readiness/components.js";
+import { Readiness, type Component } from "../readiness/readiness.js";
 import { startHealthServer, type HealthServer } from "./server.js";
 
 export interface OwnedProber {
@@ -71,11 +77,11 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     targets > 0
       ? readiness.register(name, {
           timeoutMs,
-          staleDetail: `no target answered within ${formatMs(timeoutMs)}`,
+          staleDetail: `no target answered within ${formatDuration(timeoutMs)}`,
         })
       : undefined;
-  const icmpComponent = probeComponent("ICMPProbes", icmpProbe.targets.length, icmpProbe.timeoutMs);
-  const httpComponent = probeComponent("HTTPProbes", httpProbe.urls.length, httpProbe.timeoutMs);
+  const icmpComponent = probeComponent(COMPONENT.icmpProbes, icmpProbe.targets.length, icmpProbe.timeoutMs);
+  const httpComponent = probeComponent(COMPONENT.httpProbes, httpProbe.urls.length, httpProbe.timeoutMs);
 
   let policySync = sync.prepared.pending;
   const { returnPath } = sync;
@@ -126,7 +132,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       // a crash loop would hide the reason and take /readiness away.
       const message = error instanceof Error ? error.message : String(error);
       const code = (error as { code?: unknown }).code;
-      log.error({ component: "ICMPProbes", code }, `ICMP probes cannot run: ${message}`);
+      log.error({ component: COMPONENT.icmpProbes, code }, `ICMP probes cannot run: ${message}`);
       icmpComponent.report(false, `cannot probe: ${message}`);
     }
   }
@@ -189,12 +195,12 @@ function prepareReturnPath(
   const prepared = preparePolicySync(options);
   if (prepared.mode === "none") {
     readiness
-      .register("PolicySync")
+      .register(COMPONENT.policySync)
       .report(true, "no node agent socket mounted: plain SNAT gateway, no return-path programming");
   } else if (config.podIPv4 === undefined) {
     // vxlan0 and the node MACs are IPv4 constructs; an IPv6-only gateway
     // cannot take traffic from the node agent's clients.
-    const component = readiness.register("Dataplane");
+    const component = readiness.register(COMPONENT.dataplane);
     component.report(false, "no pod IPv4 address: the VXLAN return path needs EGRESS_POD_IP(S) with an IPv4");
     log.error("policy sync needs the pod's IPv4 address (EGRESS_POD_IP or EGRESS_POD_IPS)");
   } else {

@@ -2,7 +2,7 @@
 // server's fast path and by the fastify routes so that both give the same bytes.
 import type { OutgoingHttpHeaders } from "node:http";
 import { cachedRenderer, type RenderedReadiness } from "./render.js";
-import type { ReadinessView } from "./readiness.js";
+import type { ReadinessView } from "../readiness/readiness.js";
 
 export const TEXT = "text/plain; charset=utf-8";
 const JSON_TYPE = "application/json; charset=utf-8";

@@ -6,7 +6,7 @@ import type { Server } from "node:http";
 import { createRequire } from "node:module";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { LIVENESS, readinessAnswers, TEXT, type ReadinessAnswers } from "./health-answers.js";
-import type { ReadinessView } from "./readiness.js";
+import type { ReadinessView } from "../readiness/readiness.js";
 
 export interface HealthAppOptions {
   readonly readiness: () => ReadinessView;

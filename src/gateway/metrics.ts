@@ -2,8 +2,8 @@
 // instead of a registry library, and nothing is computed until a scrape asks.
 import type { ReturnPathState } from "../dataplane/return-path.js";
 import type { ProbeGroup } from "../probes/group.js";
-import type { PolicySyncState } from "../sync/client.js";
-import type { ReadinessView } from "./readiness.js";
+import type { PolicySyncState } from "../sync/policy-sync.js";
+import type { ReadinessView } from "../readiness/readiness.js";
 
 export interface MetricsSource {
   readonly groups: readonly { readonly protocol: string; readonly group: ProbeGroup }[];

@@ -1,7 +1,9 @@
 // Renders readiness for people (an aligned text table, like the node agent's own
 // health report) and for programs (JSON). Bodies are cached per view version:
 // the /readiness hot path is a version compare and a string reference.
-import { formatMs, type ReadinessView } from "./readiness.js";
+import { formatDuration } from "../config/duration.js";
+import { TERMINATION } from "../readiness/components.js";
+import type { ReadinessView } from "../readiness/readiness.js";
 
 export interface RenderedReadiness {
   readonly status: 200 | 503;
@@ -12,11 +14,11 @@ export interface RenderedReadiness {
 export function renderReadiness(view: ReadinessView): RenderedReadiness {
   const rows = view.components.map((c) => [
     c.name,
-    c.timeoutMs === undefined ? "-" : formatMs(c.timeoutMs),
+    c.timeoutMs === undefined ? "-" : formatDuration(c.timeoutMs),
     c.ready ? "ready" : "not ready",
     c.detail,
   ]);
-  if (view.terminating) rows.push(["Termination", "-", "not ready", "draining after termination signal"]);
+  if (view.terminating) rows.push([TERMINATION.name, "-", "not ready", TERMINATION.detail]);
   const table = [["COMPONENT", "TIMEOUT", "READINESS", "DETAIL"], ...rows];
   const widths = [0, 1, 2].map((i) => Math.max(...table.map((r) => r[i]!.length)));
   const lines = table.map((r) => r.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join("  "));

@@ -9,7 +9,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
 import { LIVENESS, readinessAnswers, type Answer, type ReadinessAnswers } from "./health-answers.js";
-import type { ReadinessView } from "./readiness.js";
+import type { ReadinessView } from "../readiness/readiness.js";
 
 export interface HealthServerOptions {
   readonly host: string;

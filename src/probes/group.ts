@@ -16,8 +16,8 @@
 // with 20 ms, 3.4 % with 50 ms (the same probes sent in one burst: 2.5 %).
 import { getEventListeners, setMaxListeners } from "node:events";
 import type { Clock, Timer } from "../clock.js";
-import type { Component } from "../gateway/readiness.js";
-import { formatMs } from "../gateway/readiness.js";
+import { formatDuration } from "../config/duration.js";
+import type { Component } from "../readiness/readiness.js";
 import type { ProbeResult, Prober } from "./types.js";
 
 export type Protocol = "icmp" | "http";
@@ -299,7 +299,7 @@ export class ProbeGroup {
 
   private describeTargets(): string {
     const n = this.statuses.length;
-    const window = formatMs(this.options.timeoutMs);
+    const window = formatDuration(this.options.timeoutMs);
     return `${n === 1 ? this.statuses[0]!.target : `any of ${n} targets`} (window ${window})`;
   }
 }

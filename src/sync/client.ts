@@ -20,15 +20,15 @@ import {
   type ClientReadableStream,
   type StatusObject,
 } from "@grpc/grpc-js";
-import type { Clock, Timer } from "../clock.js";
-import type { Config } from "../config/types.js";
-import type { Logger } from "../gateway/log.js";
-import { formatMs, type Component, type Readiness } from "../gateway/readiness.js";
+import type { Timer } from "../clock.js";
+import { formatDuration } from "../config/duration.js";
+import { COMPONENT } from "../readiness/components.js";
+import type { Component } from "../readiness/readiness.js";
 import { decodeToDataplane } from "./codec.js";
 import { SYNC_METHOD, syncRequestType, toDataplaneType, type ToDataplaneMessage } from "./proto.js";
 import { isIncomplete, RouteStore } from "./route-store.js";
 import { socketToDial } from "./socket.js";
-import { preparePolicySync, type AgentSocketPlan } from "./start.js";
+import type { AgentSocketPlan, PolicySync, PolicySyncOptions, PolicySyncState } from "./policy-sync.js";
 import type { RouteSnapshot } from "./types.js";
 
 /** SPEC §5: redial every 3 s while the socket is absent or broken. */
@@ -36,65 +36,12 @@ export const REDIAL_MS = 3_000; // 3 s
 
 const SYNC_REQUEST = { subscriptionType: "l3-routes", supportsIPv6RouteUpdates: true };
 
-export interface PolicySyncOptions {
-  readonly config: Pick<Config, "daemonSocketPath" | "podIPv4" | "health">;
-  readonly readiness: Readiness;
-  readonly log: Logger;
-  readonly clock: Clock;
-  /** Called with each new view: at every InSync and after it on every change (coalesce downstream). */
-  readonly onSnapshot: (snapshot: RouteSnapshot) => void;
-  /** Discovery paths when DAEMON_SOCKET_PATH is unset; the two SPEC layouts by default. */
-  readonly socketCandidates?: readonly string[];
-  /** Pause between dial attempts; REDIAL_MS by default. */
-  readonly redialMs?: number;
-}
-
-export interface PolicySyncState {
-  /** "agent": a node agent is expected; "none": no socket mounted, plain SNAT gateway (SPEC §5.2). */
-  readonly mode: "agent" | "none";
-  /** The socket of the current or last stream. */
-  readonly socketPath: string | undefined;
-  /** A stream is open and the agent has answered on it. */
-  readonly connected: boolean;
-  /** The current stream's InSync has arrived. */
-  readonly inSync: boolean;
-  readonly lastSequence: bigint | undefined;
-  /** Counts in the view handed to the dataplane. */
-  readonly routes: { readonly tunnels: number; readonly remoteWorkloads: number; readonly ourRoute: boolean };
-  /** Routes in that view that return-path programming skips for now (no node name or node IP yet). */
-  readonly incompleteRoutes: number;
-  /** Dial attempts after the first one. */
-  readonly reconnects: number;
-  readonly messagesReceived: number;
-  /** Messages whose payload the gateway does not use, or route messages without a dst. */
-  readonly messagesIgnored: number;
-}
-
-export interface PolicySync {
-  readonly mode: "agent" | "none";
-  state(): PolicySyncState;
-  /** Ends the stream and the redial timer; no callback or readiness report follows. */
-  stop(): Promise<void>;
-}
-
 interface Stream {
   readonly path: string;
   readonly client: Client;
   readonly call: ClientReadableStream<ToDataplaneMessage>;
   connected: boolean;
   ended: boolean;
-}
-
-/**
- * Starts policy sync in one step, or reports that no agent is mounted (mode
- * "none": no component registered, nothing dialled). The gateway uses the two
- * steps of ./start.js instead, to listen before this module loads.
- */
-export function startPolicySync(options: PolicySyncOptions): PolicySync {
-  const prepared = preparePolicySync(options);
-  return prepared.mode === "none"
-    ? prepared.pending
-    : new SyncClient(options, prepared.plan, prepared.component);
 }
 
 export class SyncClient implements PolicySync {
@@ -117,7 +64,7 @@ export class SyncClient implements PolicySync {
   constructor(
     private readonly options: PolicySyncOptions,
     private readonly plan: AgentSocketPlan,
-    /** DatastoreConnection, registered by preparePolicySync before this module loaded. */
+    /** DatastoreConnection, registered by preparePolicySync (./policy-sync.js) before this module loaded. */
     private readonly component: Component,
   ) {
     const timeoutMs = options.config.health.datastoreTimeoutMs;
@@ -125,10 +72,10 @@ export class SyncClient implements PolicySync {
     this.refreshMs = Math.max(1, Math.floor(timeoutMs / 3));
     this.store = new RouteStore(options.config.podIPv4);
     const where = plan.mode === "explicit" ? plan.path : plan.mounted.join(", ");
-    options.log.info({ component: "DatastoreConnection", socket: where }, "policy sync starting");
+    options.log.info({ component: COMPONENT.datastoreConnection, socket: where }, "policy sync starting");
     if (options.config.podIPv4 === undefined) {
       options.log.warn(
-        { component: "DatastoreConnection" },
+        { component: COMPONENT.datastoreConnection },
         "no pod IPv4 address (EGRESS_POD_IP/EGRESS_POD_IPS): the route of our own node cannot be found",
       );
     }
@@ -210,7 +157,10 @@ export class SyncClient implements PolicySync {
     if (stream !== this.stream || stream.connected) return;
     stream.connected = true;
     this.loggedProblem = undefined;
-    this.options.log.info({ component: "DatastoreConnection", socket: stream.path }, "policy sync connected");
+    this.options.log.info(
+      { component: COMPONENT.datastoreConnection, socket: stream.path },
+      "policy sync connected",
+    );
     this.component.report(false, `connected to ${stream.path}, waiting for InSync`);
   }
 
@@ -234,7 +184,7 @@ export class SyncClient implements PolicySync {
   private onInSync(stream: Stream, snapshot: RouteSnapshot | undefined): void {
     this.options.log.info(
       {
-        component: "DatastoreConnection",
+        component: COMPONENT.datastoreConnection,
         socket: stream.path,
         tunnels: snapshot?.tunnels.size,
         remoteWorkloads: snapshot?.remoteWorkloads.size,
@@ -259,7 +209,7 @@ export class SyncClient implements PolicySync {
       this.options.onSnapshot(snapshot);
     } catch (error) {
       this.options.log.error(
-        { component: "DatastoreConnection", err: error },
+        { component: COMPONENT.datastoreConnection, err: error },
         "route snapshot consumer failed",
       );
     }
@@ -285,11 +235,11 @@ export class SyncClient implements PolicySync {
 
   /** Reports and logs (once per kind of outage) why the stream is down, and redials. */
   private problem(kind: "absent" | "broken" | "refused", reason: string): void {
-    const detail = `${reason}; redialling every ${formatMs(this.redialMs)}`;
+    const detail = `${reason}; redialling every ${formatDuration(this.redialMs)}`;
     this.component.report(false, detail);
     if (this.loggedProblem !== kind) {
       this.loggedProblem = kind;
-      this.options.log.warn({ component: "DatastoreConnection", detail }, "policy sync down");
+      this.options.log.warn({ component: COMPONENT.datastoreConnection, detail }, "policy sync down");
     }
     this.redialTimer = this.options.clock.setTimer(this.redialMs, () => this.dial());
   }

@@ -3,6 +3,8 @@
 // than the timeout at the moment of the question. Evaluation is cheap and pure
 // over the stored state, so a request never waits for a probe.
 import type { Clock, Timer } from "../clock.js";
+import { formatDuration } from "../config/duration.js";
+import { TERMINATION } from "./components.js";
 
 export interface ComponentView {
   readonly name: string;
@@ -49,19 +51,6 @@ export interface Component {
 const isFresh = (c: ComponentState, now: number): boolean =>
   c.reported && (c.timeoutMs === undefined || now - c.reportedAt < c.timeoutMs);
 
-/** Durations as people write them in manifests: 500ms, 15s, 1m30s. */
-export function formatMs(ms: number): string {
-  if (ms < 1000) return `${ms}ms`;
-  const seconds = ms / 1000;
-  if (seconds < 60 || !Number.isInteger(seconds)) return `${seconds}s`;
-  const minutes = Math.floor(seconds / 60);
-  const rest = seconds % 60;
-  if (minutes < 60) return rest ? `${minutes}m${rest}s` : `${minutes}m`;
-  const hours = Math.floor(minutes / 60);
-  const restMinutes = minutes % 60;
-  return `${hours}h${restMinutes ? `${restMinutes}m` : ""}${rest ? `${rest}s` : ""}`;
-}
-
 export class Readiness {
   private readonly components: ComponentState[] = [];
   private terminating = false;
@@ -79,7 +68,9 @@ export class Readiness {
       timeoutMs: options.timeoutMs,
       staleDetail:
         options.staleDetail ??
-        (options.timeoutMs === undefined ? "" : `no sign of life within ${formatMs(options.timeoutMs)}`),
+        (options.timeoutMs === undefined
+          ? ""
+          : `no sign of life within ${formatDuration(options.timeoutMs)}`),
       reported: false,
       reportedAt: 0,
       detail: options.detail ?? "starting",
@@ -105,7 +96,7 @@ export class Readiness {
     if (this.terminating) return;
     this.terminating = true;
     this.revision++;
-    this.emit({ component: "Termination", ready: false, detail: "draining after termination signal" });
+    this.emit({ component: TERMINATION.name, ready: false, detail: TERMINATION.detail });
   }
 
   evaluate(now = this.clock.now()): ReadinessView {
