@@ -11,7 +11,7 @@ import { runInit } from "../lab/gateway-pod.js";
 import { buildPodLab } from "../lab/pod-lab.js";
 import { ROOT } from "../lab/run-lab.js";
 import type { FakeRoute } from "../lab/fake-agent.js";
-import { startGatewayProcess, type GatewayProcess } from "../test/helpers/gateway-process.js";
+import { startGatewayProcess, type GatewayProcess } from "../lab/gateway-process.js";
 import { integerFlags } from "./support/report.js";
 
 const flags = integerFlags({ routes: 10_000, "per-node": 10 });

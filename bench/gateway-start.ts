@@ -17,7 +17,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { request, createServer, type Server } from "node:http";
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ensureBuilt, freePort, START_GATEWAY } from "../test/helpers/gateway-process.js";
+import { ensureBuilt, freePort, START_GATEWAY } from "../lab/gateway-process.js";
 import { fixed, integerFlags, loadLine, median, table, verdict } from "./support/report.js";
 
 const flags = integerFlags({ rounds: 10 });

@@ -6,8 +6,8 @@
 //   node --import tsx bench/icmp-targets.ts [--seconds 60] [--targets 1000] [--warmup 5]
 import { type ChildProcess } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ensureBuilt } from "../test/helpers/gateway-process.js";
-import { ipBatch, Lab, type Namespace } from "../test/helpers/netns.js";
+import { ensureBuilt } from "../lab/gateway-process.js";
+import { ipBatch, Lab, type Namespace } from "../lab/netns.js";
 import {
   exitOf,
   fpingContender,

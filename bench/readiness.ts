@@ -11,12 +11,7 @@
 //   node --import tsx bench/readiness.ts [--seconds 5] [--rounds 4] [--warmup 2] [--rate 2000]
 import { type ChildProcess } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import {
-  ensureBuilt,
-  freePort,
-  startGatewayProcess,
-  type GatewayProcess,
-} from "../test/helpers/gateway-process.js";
+import { ensureBuilt, freePort, startGatewayProcess, type GatewayProcess } from "../lab/gateway-process.js";
 import { autocannon } from "./support/autocannon.js";
 import { startBareServer, type FixedAnswer } from "./support/bare-server.js";
 import { pacedLatency, type PacedResult } from "./support/paced.js";

@@ -20,7 +20,7 @@ import { Readiness } from "../src/readiness/readiness.js";
 import type { Route, RouteSnapshot } from "../src/sync/types.js";
 import { RunLab } from "../lab/run-lab.js";
 import { sweepCrashedRuns } from "../lab/sweep.js";
-import type { Namespace } from "../test/helpers/netns.js";
+import type { Namespace } from "../lab/netns.js";
 import { cleanupOnSignal, fixed, integerFlags, loadLine, median, table, verdict } from "./support/report.js";
 import { NO_ROUTE_TYPES, routeOf } from "../lab/routes.js";
 

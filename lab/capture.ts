@@ -2,8 +2,8 @@
 // a test or the demo shows which way packets really went (for example the
 // gateway's answers inside vxlan0). UDP to the lab's VXLAN port is decoded as
 // VXLAN (`-T vxlan`), since 4790 is not the port tcpdump knows for it.
-import { NsProcess } from "../test/helpers/init-lab.js";
-import type { Namespace } from "../test/helpers/netns.js";
+import { NsProcess } from "./ns-process.js";
+import type { Namespace } from "./netns.js";
 import type { RunLab } from "./run-lab.js";
 
 /** Resolves once tcpdump listens on `dev`; `stop()` ends it and returns the lines it printed. */

@@ -3,7 +3,7 @@
 // start-gateway.sh for as long as the lab needs it. Configuration is
 // environment only, as in a pod.
 import { join } from "node:path";
-import { startGatewayProcess, type GatewayProcess } from "../test/helpers/gateway-process.js";
+import { startGatewayProcess, type GatewayProcess } from "./gateway-process.js";
 import { ADDR, type PodLab } from "./pod-lab.js";
 import { ROOT, type Finished } from "./run-lab.js";
 

@@ -4,7 +4,7 @@
 // and /readiness from the node, where the gateway pod's address is reachable.
 import type { ChildProcess } from "node:child_process";
 import type { Interface } from "node:readline";
-import type { Namespace } from "../test/helpers/netns.js";
+import type { Namespace } from "./netns.js";
 import type { AgentAnswer, AgentRequest } from "./http-agent.js";
 import type { RunLab } from "./run-lab.js";
 

@@ -7,7 +7,7 @@
 //                            br0 node (198.51.100.1 / 203.0.113.1) ── external (203.0.113.10)
 //   gateway (198.51.100.2)  ─┘
 import { existsSync } from "node:fs";
-import type { Namespace } from "../test/helpers/netns.js";
+import type { Namespace } from "./netns.js";
 import { teardownOnExit } from "./exit-hooks.js";
 import { NamespaceHttpClient } from "./namespace-http.js";
 import { RunLab } from "./run-lab.js";

@@ -5,7 +5,7 @@ import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { dirname, join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { Lab, type Namespace } from "../test/helpers/netns.js";
+import { Lab, type Namespace } from "./netns.js";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 

@@ -3,9 +3,9 @@
 // A namespace whose owner may be alive is never touched.
 //
 // Lab namespaces are named egt-<tag>-p<pid>-<id>-<role> (runPrefix in
-// test/helpers/netns.ts). Anything else under the prefix (a hand-made scratch
+// lab/netns.ts). Anything else under the prefix (a hand-made scratch
 // namespace) has no owner we can check and is kept.
-import { LAB_PREFIX, run } from "../test/helpers/netns.js";
+import { LAB_PREFIX, run } from "./netns.js";
 
 const RUN_LAB_NAME = new RegExp(`^${LAB_PREFIX}-[a-z][a-z0-9]*-p(\\d+)-[0-9a-z]+-`);
 

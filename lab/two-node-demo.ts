@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { gatewayMac, nodeMac } from "../src/dataplane/mac.js";
-import type { GatewayProcess } from "../test/helpers/gateway-process.js";
+import type { GatewayProcess } from "./gateway-process.js";
 import { capture } from "./capture.js";
 import { DemoReport, seconds } from "./demo-report.js";
 import { teardownOnExit } from "./exit-hooks.js";

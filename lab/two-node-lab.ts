@@ -20,8 +20,8 @@
 import type { RouteSnapshot, Route, TunnelType } from "../src/sync/types.js";
 import { gatewayMac, nodeMac } from "../src/dataplane/mac.js";
 import { runCommand } from "../src/init/exec.js";
-import { startGatewayProcess, type GatewayProcess } from "../test/helpers/gateway-process.js";
-import type { Namespace } from "../test/helpers/netns.js";
+import { startGatewayProcess, type GatewayProcess } from "./gateway-process.js";
+import type { Namespace } from "./netns.js";
 import { teardownOnExit } from "./exit-hooks.js";
 import { describeInit, INIT_GATEWAY } from "./gateway-pod.js";
 import { NamespaceHttpClient } from "./namespace-http.js";

@@ -15,7 +15,7 @@ import type { NamespaceHttpClient } from "../lab/namespace-http.js";
 import { ADDR, buildPodLab, type PeerEcho, type PodLab } from "../lab/pod-lab.js";
 import { projectNamespaces, sweepCrashedRuns } from "../lab/sweep.js";
 import { twoNodeDemo } from "../lab/two-node-demo.js";
-import type { GatewayProcess } from "../test/helpers/gateway-process.js";
+import type { GatewayProcess } from "../lab/gateway-process.js";
 
 const PROBE_INTERVAL = "500ms";
 const PROBE_TIMEOUT = "2s";

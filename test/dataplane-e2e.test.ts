@@ -13,8 +13,9 @@ import { Readiness } from "../src/readiness/readiness.js";
 import { capture as captureIn } from "../lab/capture.js";
 import { buildTwoNodeLab, TWO_NODE, VNI, type TwoNodeLab } from "../lab/two-node-lab.js";
 import type { NamespaceHttpClient } from "../lab/namespace-http.js";
-import { ensureInitBuilt, type NsProcess } from "./helpers/init-lab.js";
-import type { Namespace } from "./helpers/netns.js";
+import { ensureInitBuilt } from "./helpers/init-lab.js";
+import type { NsProcess } from "../lab/ns-process.js";
+import type { Namespace } from "../lab/netns.js";
 
 const quiet = { warn: () => {}, info: () => {}, debug: () => {} };
 

@@ -17,7 +17,7 @@ import { nodeMac } from "../src/dataplane/mac.js";
 import { createReturnPath, type DataplaneLog, type ReturnPath } from "../src/dataplane/return-path.js";
 import { Readiness } from "../src/readiness/readiness.js";
 import type { Route, RouteSnapshot } from "../src/sync/types.js";
-import { Lab, type Namespace } from "./helpers/netns.js";
+import { Lab, type Namespace } from "../lab/netns.js";
 import { routeOf } from "../lab/routes.js";
 
 const OUR_IP = "198.51.100.66";

@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import { parseAllDocuments } from "yaml";
 import { parseConfig, variables, type Config } from "../src/config/index.js";
 import { DEFAULT_SOCKET_CANDIDATES } from "../src/sync/socket.js";
-import { ROOT } from "./helpers/gateway-process.js";
+import { ROOT } from "../lab/gateway-process.js";
 import {
   containerEnv,
   DEPLOY_DIR,

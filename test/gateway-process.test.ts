@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import { after, before, describe, it } from "node:test";
-import { freePort, startGatewayProcess, type GatewayProcess } from "./helpers/gateway-process.js";
+import { freePort, startGatewayProcess, type GatewayProcess } from "../lab/gateway-process.js";
 
 const INTERVAL_MS = 500;
 const TIMEOUT_MS = 2_000;

@@ -23,7 +23,7 @@ import {
   type HttpProbeResult,
 } from "../src/probes/http.js";
 import type { RunnerReport, RunnerSpec } from "./helpers/http-probe-runner.js";
-import { Lab } from "./helpers/netns.js";
+import { Lab } from "../lab/netns.js";
 
 const DEADLINE_MS = 500;
 const MARGIN_MS = 300; // what "resolves by the deadline plus a small margin" allows here

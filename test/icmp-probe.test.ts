@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 
 import type { RunnerPlan, RunnerReport, RunnerResult } from "./helpers/icmp-probe-runner.js";
 import type { ResponderScript } from "./helpers/icmp-responder.js";
-import { Lab, type Namespace } from "./helpers/netns.js";
+import { Lab, type Namespace } from "../lab/netns.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RUNNER = fileURLToPath(new URL("helpers/icmp-probe-runner.ts", import.meta.url));

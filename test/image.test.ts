@@ -14,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { teardownOnExit } from "../lab/exit-hooks.js";
 import type { NamespaceHttpClient } from "../lab/namespace-http.js";
 import { ADDR, buildPodLab, type PeerEcho, type PodLab } from "../lab/pod-lab.js";
-import { ROOT } from "./helpers/gateway-process.js";
+import { ROOT } from "../lab/gateway-process.js";
 import { containerEnv, workloadOf, type PodStatus } from "./helpers/image-manifests.js";
 import {
   buildImage,

@@ -19,8 +19,8 @@ import {
   sysctlValues,
   vxlanLink,
   type InitRun,
-  type NsProcess,
 } from "./helpers/init-lab.js";
+import type { NsProcess } from "../lab/ns-process.js";
 
 const ECHO_PORT = 8080;
 const VXLAN_MTU = 1500 - 50;

@@ -11,7 +11,7 @@ import { ADDR, buildPodLab, type PeerEcho, type PodLab } from "../lab/pod-lab.js
 import type { NamespaceHttpClient } from "../lab/namespace-http.js";
 import { ROOT } from "../lab/run-lab.js";
 import { ownerOf, processExists, projectNamespaces, sweepCrashedRuns } from "../lab/sweep.js";
-import { Lab } from "./helpers/netns.js";
+import { Lab } from "../lab/netns.js";
 
 const namespacesOf = (prefix: string): string[] =>
   projectNamespaces().filter((name) => name.startsWith(`${prefix}-`));

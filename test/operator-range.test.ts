@@ -8,7 +8,7 @@ import { createServer, type Server } from "node:http";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { parseConfig, type Config, type Environment } from "../src/config/index.js";
-import { freePort, startGatewayProcess, type GatewayProcess } from "./helpers/gateway-process.js";
+import { freePort, startGatewayProcess, type GatewayProcess } from "../lab/gateway-process.js";
 
 const gateway = { requirePodIp: false };
 const MAX_INT32 = 2_147_483_647;

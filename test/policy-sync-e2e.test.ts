@@ -33,7 +33,7 @@ import {
   type RouteEncoding,
 } from "../lab/two-node-agent.js";
 import { buildTwoNodeLab, TWO_NODE, type ProgrammedEntries, type TwoNodeLab } from "../lab/two-node-lab.js";
-import type { GatewayProcess } from "./helpers/gateway-process.js";
+import type { GatewayProcess } from "../lab/gateway-process.js";
 import { ensureInitBuilt } from "./helpers/init-lab.js";
 
 const GATEWAY_IP = TWO_NODE.gatewayPod.ip;

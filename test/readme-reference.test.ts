@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { variables } from "../src/config/index.js";
-import { ROOT } from "./helpers/gateway-process.js";
+import { ROOT } from "../lab/gateway-process.js";
 
 const readme = readFileSync(join(ROOT, "README.md"), "utf8");
 const rows = new Map(

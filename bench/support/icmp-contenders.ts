@@ -5,8 +5,8 @@
 import { execFileSync, spawnSync, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ROOT, startGatewayProcess } from "../../test/helpers/gateway-process.js";
-import type { Namespace } from "../../test/helpers/netns.js";
+import { ROOT, startGatewayProcess } from "../../lab/gateway-process.js";
+import type { Namespace } from "../../lab/netns.js";
 import { fixed } from "./report.js";
 
 export interface ProbeSettings {

@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { ROOT } from "./gateway-process.js";
+import { ROOT } from "../../lab/gateway-process.js";
 
 export const DEPLOY_DIR = join(ROOT, "deploy");
 

@@ -6,8 +6,8 @@
 import { execFileSync, spawn } from "node:child_process";
 import { join } from "node:path";
 import { ownerOf, processExists } from "../../lab/sweep.js";
-import { LAB_PREFIX } from "./netns.js";
-import { ROOT } from "./gateway-process.js";
+import { LAB_PREFIX } from "../../lab/netns.js";
+import { ROOT } from "../../lab/gateway-process.js";
 
 export const IMAGE = process.env.IMAGE ?? "localhost/egress-gateway:dev";
 

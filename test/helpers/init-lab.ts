@@ -2,12 +2,12 @@
 // what it left: ruleset, sysctls and links as one comparable text. Plus the
 // small traffic tools the end-to-end test needs (an echo server that answers
 // with the peer address it saw, a client, tcpdump), all inside lab namespaces.
-import { execFile, execFileSync, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import type { Namespace } from "./netns.js";
-import { ROOT } from "./gateway-process.js";
+import type { Namespace } from "../../lab/netns.js";
+import { ROOT } from "../../lab/gateway-process.js";
+import { NsProcess } from "../../lab/ns-process.js";
 
 export const INIT_GATEWAY = join(ROOT, "init-gateway.sh");
 
@@ -162,37 +162,6 @@ export function vxlanLink(ns: Namespace): VxlanLink | undefined {
     mac: link.address,
     up: link.flags.includes("UP"),
   };
-}
-
-/** A long-running process in a namespace; `stop()` ends it and returns all it printed. */
-export class NsProcess {
-  private readonly out: string[] = [];
-  private readonly err: string[] = [];
-  private readonly exited: Promise<void>;
-
-  constructor(readonly child: ChildProcess) {
-    createInterface({ input: child.stdout! }).on("line", (line) => this.out.push(line));
-    createInterface({ input: child.stderr! }).on("line", (line) => this.err.push(line));
-    this.exited = new Promise((resolve) => child.on("close", () => resolve()));
-  }
-
-  async waitFor(pred: (stdout: string, stderr: string) => boolean, timeoutMs = 5_000): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    while (!pred(this.out.join("\n"), this.err.join("\n"))) {
-      if (this.child.exitCode !== null || performance.now() > deadline) {
-        throw new Error(`process not ready: stdout ${this.out.join("\n")} stderr ${this.err.join("\n")}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
-
-  async stop(signal: NodeJS.Signals = "SIGINT"): Promise<string> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-    const killer = setTimeout(() => this.child.kill("SIGKILL"), 2_000);
-    await this.exited;
-    clearTimeout(killer);
-    return this.out.join("\n");
-  }
 }
 
 const ECHO_SERVER = `

@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const START_GATEWAY = join(ROOT, "start-gateway.sh");
 
 /** Builds dist/ once if a test runs before `npm run build` did. */
