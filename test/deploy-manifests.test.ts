@@ -143,8 +143,8 @@ describe("deploy/ manifests", () => {
   });
 });
 
-// The published manual Deployment (shared/reference beside the checkout), when present.
-const REFERENCE = join(ROOT, "..", "shared", "reference", "deployment.yaml");
+// The published manual Deployment, kept as a fixture (test/fixtures/README.md says where it comes from).
+const REFERENCE = join(ROOT, "test", "fixtures", "reference-deployment.yaml");
 
 /** The parts of the published Deployment that ours changes. */
 interface PublishedDeployment {
@@ -160,38 +160,34 @@ interface PublishedDeployment {
   };
 }
 
-describe(
-  "deploy/egress-gateway.yaml against the published manual Deployment",
-  { skip: !existsSync(REFERENCE) && "no shared/reference here" },
-  () => {
-    it("is the published one with only the documented changes", () => {
-      const [reference, pool] = parseAllDocuments(readFileSync(REFERENCE, "utf8")).map(
-        (d) => d.toJS() as unknown,
-      );
-      const expected = structuredClone(reference) as PublishedDeployment;
-      const pod = expected.spec.template.spec;
-      delete pod.imagePullSecrets; // the image is public
-      const main = pod.containers[0]!;
-      for (const c of [...pod.initContainers, main]) c.image = IMAGE;
-      main.env.push({ name: "DRAIN_TIMEOUT", value: "35s" });
-      main.securityContext = {
-        allowPrivilegeEscalation: false,
-        readOnlyRootFilesystem: true,
-        capabilities: { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] },
-      };
-      pod.terminationGracePeriodSeconds = 45;
+describe("deploy/egress-gateway.yaml against the published manual Deployment", () => {
+  it("is the published one with only the documented changes", () => {
+    const [reference, pool] = parseAllDocuments(readFileSync(REFERENCE, "utf8")).map(
+      (d) => d.toJS() as unknown,
+    );
+    const expected = structuredClone(reference) as PublishedDeployment;
+    const pod = expected.spec.template.spec;
+    delete pod.imagePullSecrets; // the image is public
+    const main = pod.containers[0]!;
+    for (const c of [...pod.initContainers, main]) c.image = IMAGE;
+    main.env.push({ name: "DRAIN_TIMEOUT", value: "35s" });
+    main.securityContext = {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] },
+    };
+    pod.terminationGracePeriodSeconds = 45;
 
-      const ours = manifests.filter((m) => m.file === join("deploy", "egress-gateway.yaml"));
-      const strip = ({ file: _file, ...doc }: Manifest) => doc;
-      const sortEnv = (doc: unknown): unknown =>
-        JSON.parse(JSON.stringify(doc), (key, value: unknown) =>
-          key === "env" && Array.isArray(value)
-            ? [...(value as { name: string }[])].sort((a, b) => a.name.localeCompare(b.name))
-            : value,
-        );
-      assert.deepEqual(sortEnv(ours.map(strip)), sortEnv([expected]));
-      const ourPool = manifests.find((m) => m.kind === "IPPool")!;
-      assert.deepEqual(strip(ourPool), pool);
-    });
-  },
-);
+    const ours = manifests.filter((m) => m.file === join("deploy", "egress-gateway.yaml"));
+    const strip = ({ file: _file, ...doc }: Manifest) => doc;
+    const sortEnv = (doc: unknown): unknown =>
+      JSON.parse(JSON.stringify(doc), (key, value: unknown) =>
+        key === "env" && Array.isArray(value)
+          ? [...(value as { name: string }[])].sort((a, b) => a.name.localeCompare(b.name))
+          : value,
+      );
+    assert.deepEqual(sortEnv(ours.map(strip)), sortEnv([expected]));
+    const ourPool = manifests.find((m) => m.kind === "IPPool")!;
+    assert.deepEqual(strip(ourPool), pool);
+  });
+});

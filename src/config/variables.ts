@@ -1,5 +1,6 @@
 // Every environment variable the image reads, with its default, in one table: the
-// parser takes its defaults from here, and docs and drift tests read the same rows.
+// parser takes its defaults from here, and the README's variable table is these
+// rows word for word (test/readme-reference.test.ts checks it).
 
 /** Which entrypoint reads the variable. */
 export type Reader = "init" | "gateway" | "both";
@@ -8,9 +9,12 @@ export interface Variable {
   readonly name: string;
   /** Used when the variable is unset, empty or blank; "" means "none". */
   readonly default: string;
+  /** What the README's default column says when `default` is "" (e.g. "none", "pod IPv4"). */
+  readonly defaultDoc?: string;
   readonly who: Reader;
   /** True for variables the commercial image does not have. */
   readonly ours: boolean;
+  /** The README's meaning column (Markdown); the README prefixes "Ours. " when `ours`. */
   readonly description: string;
 }
 
@@ -18,52 +22,57 @@ export const variables = [
   {
     name: "EGRESS_POD_IP",
     default: "",
+    defaultDoc: "none",
     who: "both",
     ours: false,
-    description: "The pod's own IP (downward API status.podIP). Init needs this or EGRESS_POD_IPS.",
+    description: "The pod's IP (downward API `status.podIP`).",
   },
   {
     name: "EGRESS_POD_IPS",
     default: "",
+    defaultDoc: "none",
     who: "both",
     ours: false,
     description:
-      "Comma list of the pod's IPs (status.podIPs), at most one IPv4 and one IPv6; preferred over EGRESS_POD_IP.",
+      "Comma list of the pod's IPs (`status.podIPs`), at most one per family; preferred over `EGRESS_POD_IP`. The IPv4 one is the gateway's identity. Init needs one of the two; the gateway without either binds its health server to loopback (local runs).",
   },
   {
     name: "EGRESS_VXLAN_VNI",
     default: "4097",
     who: "both",
     ours: false,
-    description: "VNI of vxlan0 and of programmed FDB entries; 1..16777215.",
+    description: "VNI of `vxlan0` and of programmed FDB entries; 1..16777215.",
   },
   {
     name: "EGRESS_VXLAN_PORT",
     default: "4790",
     who: "init",
     ours: false,
-    description: "UDP port of vxlan0; 1..65535.",
+    description: "UDP port of `vxlan0`; 1..65535.",
   },
   {
     name: "IPTABLES_BACKEND",
     default: "auto",
     who: "init",
     ours: false,
-    description: "auto, nft or legacy: which iptables flavour to use when rules are written with iptables.",
+    description: "`nft` or `legacy` forces that iptables flavour; `auto` detects.",
   },
   {
     name: "DATAPLANE",
     default: "auto",
     who: "init",
     ours: false,
-    description: "auto, iptables or nftables: how NAT and MSS rules are written; auto prefers nftables.",
+    description:
+      "`iptables` or `nftables`: how NAT and MSS rules are written; `auto` prefers native nftables.",
   },
   {
     name: "ICMP_PROBE_IPS",
     default: "",
+    defaultDoc: "empty",
     who: "gateway",
     ours: false,
-    description: "Comma list of IPv4/IPv6 addresses to ping; empty disables ICMP probes.",
+    description:
+      "Comma list of IPv4/IPv6 addresses to ping; empty disables ICMP probes. An invalid entry is fatal.",
   },
   {
     name: "ICMP_PROBE_INTERVAL",
@@ -84,10 +93,11 @@ export const variables = [
   {
     name: "HTTP_PROBE_URLS",
     default: "",
+    defaultDoc: "empty",
     who: "gateway",
     ours: false,
     description:
-      "Comma list of http:// or https:// URLs to GET (write a comma inside a URL as %2C); empty disables.",
+      "Comma list of `http://` / `https://` URLs; empty disables HTTP probes. Write a comma inside a URL as `%2C`.",
   },
   {
     name: "HTTP_PROBE_INTERVAL",
@@ -109,21 +119,24 @@ export const variables = [
     default: "false",
     who: "gateway",
     ours: true,
-    description: "When true, only 2xx/3xx responses count as success; by default any response does.",
+    description:
+      "`true`: only 2xx/3xx responses count. By default any completed response counts, whatever its status, as with the commercial image.",
   },
   {
     name: "HEALTH_PORT",
     default: "8080",
     who: "gateway",
     ours: false,
-    description: "Port of the health server (/readiness, /liveness); 0 disables it.",
+    description: "Port of the health server; `0` disables it.",
   },
   {
     name: "HEALTH_LISTEN_ADDRESS",
     default: "",
+    defaultDoc: "pod IPv4",
     who: "gateway",
     ours: true,
-    description: "IP address the health server binds to; default the pod IPv4, else loopback.",
+    description:
+      "IP address the health server binds to. Default: the pod's IPv4 address (where kubelet and the node agents poll), else its IPv6 address, else `127.0.0.1`. Never a wildcard unless you ask for `0.0.0.0` or `::`.",
   },
   {
     name: "HEALTH_TIMEOUT_DATASTORE",
@@ -138,16 +151,15 @@ export const variables = [
     default: "info",
     who: "both",
     ours: false,
-    description: "trace, debug, info, warn (warning), error, fatal (panic); any letter case.",
+    description: "`trace`, `debug`, `info`, `warn`/`warning`, `error`, `fatal`/`panic`; any letter case.",
   },
   {
     name: "DAEMON_SOCKET_PATH",
     default: "",
+    defaultDoc: "see policy sync",
     who: "gateway",
     ours: false,
-    description:
-      "Absolute path of the policy-sync socket; default the first that exists of " +
-      "/var/run/calico/nodeagent/socket and /var/run/nodeagent/socket.",
+    description: "Absolute path of the node agent's policy-sync unix socket.",
   },
   {
     name: "SNAT_PORT_RANGE",
@@ -155,14 +167,15 @@ export const variables = [
     who: "both",
     ours: true,
     description:
-      "First-last source port that SNAT allocates for TCP and UDP, fully random; also the range port telemetry counts as available.",
+      "Source ports SNAT gives translated TCP and UDP connections, `FIRST-LAST` within 1-65535, chosen fully at random (see Init). The gateway counts this range as the ports available toward one destination.",
   },
   {
     name: "DRAIN_TIMEOUT",
     default: "25s",
     who: "gateway",
     ours: true,
-    description: "After SIGTERM, how long to keep serving (not ready) before exiting 0; 0s..1h.",
+    description:
+      "After SIGTERM, how long to keep serving (answering 503) before exiting 0; 0s..1h. Set it a few seconds below the pod's `terminationGracePeriodSeconds`.",
   },
 ] as const satisfies readonly Variable[];
 
