@@ -35,6 +35,12 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
+# The CycloneDX SBOM of the production dependencies, from the lockfile's tree
+# as installed (cyclonedx-npm reads `npm ls`); dev dependencies are left out.
+FROM deps AS sbom
+RUN npx --no-install cyclonedx-npm --omit dev --output-format JSON --output-file /out/sbom.cdx.json \
+    && node -e 'const s=require("/out/sbom.cdx.json"); if (!(s.components||[]).length) process.exit(1)'
+
 FROM deps AS production-modules
 RUN npm prune --omit=dev --loglevel=error \
     && find node_modules/raw-socket/build -mindepth 1 -not -path '*/build/Release' \
@@ -42,20 +48,47 @@ RUN npm prune --omit=dev --loglevel=error \
     && rm -rf node_modules/.package-lock.json
 
 FROM ${RUNTIME_IMAGE}
-RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 nftables iptables \
+# The network tools, then file capabilities on exactly the binaries the gateway
+# runs, so that it can run as a non-root user (deploy/components/non-root):
+# node opens the ICMP raw sockets and netlink sockets (NET_RAW, NET_ADMIN); ip,
+# bridge, nft, the iptables multi-binaries and conntrack change or read the
+# pod's network state (NET_ADMIN). A file capability raises only what the
+# container's capability set allows (the manifests add NET_ADMIN and NET_RAW and
+# drop the rest), and only where privilege escalation is allowed: under
+# no_new_privs (the root variant) root's own capabilities apply. The kernel
+# refuses to run such a file where the capability set lacks one of its
+# capabilities (as in this build: the binaries are tried before setcap);
+# start-gateway.sh and init-gateway.sh say so in one line. setcap comes with
+# libcap2-bin, which iproute2 needs anyway. node is installed in this same step
+# (not COPY'd before it): setcap on a file from an earlier layer would copy the
+# whole binary into this one, ~100 MB more image.
+RUN --mount=type=bind,from=node,source=/out/usr/local/bin,target=/tmp/node-bin \
+    install -m 0755 /tmp/node-bin/node /usr/local/bin/node \
+    && apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        iproute2 nftables iptables conntrack libcap2-bin \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
-    && ip -V && bridge -V && nft --version && iptables-nft --version && iptables-legacy --version
-COPY --from=node /out/ /
+    && node --version && ip -V && bridge -V && nft --version && iptables-nft --version \
+    && iptables-legacy --version && conntrack --version \
+    && setcap cap_net_admin,cap_net_raw+ep /usr/local/bin/node \
+    && for f in "$(readlink -f /usr/bin/ip)" "$(readlink -f /usr/sbin/bridge)" "$(readlink -f /usr/sbin/nft)" \
+        "$(readlink -f /usr/sbin/xtables-nft-multi)" "$(readlink -f /usr/sbin/xtables-legacy-multi)" \
+        "$(readlink -f /usr/sbin/conntrack)"; do setcap cap_net_admin+ep "$f"; done \
+    && getcap /usr/local/bin/node "$(readlink -f /usr/bin/ip)" "$(readlink -f /usr/sbin/xtables-nft-multi)" \
+    && groupadd --gid 65532 egress-gateway \
+    && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin egress-gateway
 WORKDIR /app
 COPY package.json ./
 COPY --from=production-modules /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=sbom /out/sbom.cdx.json /usr/share/egress-gateway/sbom.cdx.json
 COPY init-gateway.sh start-gateway.sh /
 ENV NODE_ENV=production
 EXPOSE 8080
-# Root inside the pod's own network namespace; the manifests decide the
-# capabilities: the init container privileged, the gateway NET_ADMIN + NET_RAW.
+# Root by default, as the vendor's image: the init container runs privileged as
+# root (it writes /proc/sys). The gateway container runs as root with
+# no_new_privs (deploy/components/root) or as UID/GID 65532 with the files'
+# capabilities above (deploy/components/non-root); the manifests decide.
 USER root
 CMD ["/start-gateway.sh"]
 
@@ -70,4 +103,6 @@ LABEL org.opencontainers.image.title="egress-gateway" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/egress-gateway/egress-gateway" \
-      org.opencontainers.image.base.name="${RUNTIME_IMAGE}"
+      org.opencontainers.image.base.name="${RUNTIME_IMAGE}" \
+      io.github.egress-gateway.sbom="/usr/share/egress-gateway/sbom.cdx.json" \
+      io.github.egress-gateway.sbom.format="CycloneDX JSON"

@@ -18,6 +18,18 @@
 #     thread.
 # The old space is left unbounded on purpose: the same process holds the
 # policy-sync route table (10,000 routes), and a cap is a crash, not a saving.
+# In the image, node carries file capabilities (NET_ADMIN, NET_RAW; see the
+# Dockerfile), and the kernel refuses to run it in a container whose capability
+# set lacks either: say that in one line instead of the shell's "Operation not
+# permitted".
+node=$(command -v node)
+if command -v getcap >/dev/null 2>&1 && [ -n "$(getcap "$node" 2>/dev/null)" ]; then
+  bounding=$(sed -n 's/^CapBnd:[[:space:]]*//p' /proc/self/status)
+  if [ $((0x${bounding:-0} & 0x3000)) -ne $((0x3000)) ]; then
+    echo "start-gateway.sh: the container's capabilities lack NET_ADMIN or NET_RAW; add both (securityContext.capabilities.add: [NET_ADMIN, NET_RAW]), as deploy/ does" >&2
+    exit 1
+  fi
+fi
 here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
 for app in "$here/dist" "$here/app/dist" /app/dist; do
   if [ -f "$app/gateway/main.js" ]; then
