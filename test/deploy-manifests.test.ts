@@ -5,7 +5,7 @@
 // Deployment is the published one with only the documented changes.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { parseAllDocuments } from "yaml";
 import { parseConfig, variables, type Config } from "../src/config/index.js";
@@ -13,7 +13,6 @@ import { DEFAULT_SOCKET_CANDIDATES } from "../src/sync/socket.js";
 import { ROOT } from "../lab/gateway-process.js";
 import {
   containerEnv,
-  DEPLOY_DIR,
   loadManifests,
   workloads,
   type Container,
@@ -49,12 +48,19 @@ describe("deploy/ manifests", () => {
     for (const m of manifests) assert.ok(m.apiVersion && m.kind, `${m.file}: apiVersion and kind`);
   });
 
-  it("kustomization.yaml lists existing files and the image every container uses", () => {
-    const kustomization = manifests.find((m) => m.kind === "Kustomization")!;
-    for (const resource of kustomization.resources as string[])
-      assert.ok(existsSync(join(DEPLOY_DIR, resource)), `deploy/${resource}`);
-    const [image] = kustomization.images as { name: string; newTag: string }[];
-    assert.equal(`${image?.name}:${image?.newTag}`, IMAGE);
+  it("each kustomization lists existing files and the image every container uses", () => {
+    const kustomizations = manifests.filter((m) => m.kind === "Kustomization" || m.kind === "Component");
+    assert.ok(kustomizations.length >= 5, "deploy/, deploy/daemonset/ and three components");
+    for (const k of kustomizations) {
+      const dir = dirname(join(ROOT, k.file));
+      for (const resource of [
+        ...((k.resources as string[] | undefined) ?? []),
+        ...((k.components as string[] | undefined) ?? []),
+      ])
+        assert.ok(existsSync(join(dir, resource)), `${k.file}: ${resource}`);
+      for (const image of (k.images as { name: string; newTag: string }[] | undefined) ?? [])
+        assert.equal(`${image.name}:${image.newTag}`, IMAGE, k.file);
+    }
     for (const w of all)
       for (const [c] of containersOf(w.pod)) assert.equal(c.image, IMAGE, `${w.file} ${c.name}`);
   });
@@ -177,6 +183,21 @@ describe("deploy/egress-gateway.yaml against the published manual Deployment", (
       capabilities: { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] },
     };
     pod.terminationGracePeriodSeconds = 45;
+    // High availability (deploy/README.md): two replicas spread over nodes
+    // and zones, a surge-first rolling update, and a pool with the surge pod's address.
+    const spec = expected.spec as PublishedDeployment["spec"] & Record<string, unknown>;
+    spec.replicas = 2;
+    spec.strategy = { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } };
+    const spreadBy = (topologyKey: string, whenUnsatisfiable: string) => ({
+      maxSkew: 1,
+      topologyKey,
+      whenUnsatisfiable,
+      labelSelector: { matchLabels: { "egress-code": "red" } },
+    });
+    (pod as Record<string, unknown>).topologySpreadConstraints = [
+      spreadBy("kubernetes.io/hostname", "DoNotSchedule"),
+      spreadBy("topology.kubernetes.io/zone", "ScheduleAnyway"),
+    ];
 
     const ours = manifests.filter((m) => m.file === join("deploy", "egress-gateway.yaml"));
     const strip = ({ file: _file, ...doc }: Manifest) => doc;
@@ -187,7 +208,10 @@ describe("deploy/egress-gateway.yaml against the published manual Deployment", (
           : value,
       );
     assert.deepEqual(sortEnv(ours.map(strip)), sortEnv([expected]));
-    const ourPool = manifests.find((m) => m.kind === "IPPool")!;
-    assert.deepEqual(strip(ourPool), pool);
+    const ourPool = manifests.find((m) => m.file === join("deploy", "ippool.yaml"))!;
+    const expectedPool = structuredClone(pool) as { spec: { cidr: string; blockSize: number } };
+    expectedPool.spec.cidr = expectedPool.spec.cidr.replace(/\/31$/, "/30");
+    expectedPool.spec.blockSize = 30;
+    assert.deepEqual(strip(ourPool), expectedPool);
   });
 });
