@@ -21,6 +21,12 @@ if ((${#need[@]})); then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# kubectl renders deploy/'s kustomizations (test/deploy-variants.test.ts). It
+# comes with this project's machine image; Debian's own kubectl (1.20) is too
+# old for kustomize components, so there is nothing to install here.
+command -v kubectl >/dev/null 2>&1 ||
+  echo "setup: warning: kubectl is missing; test/deploy-variants.test.ts will fail (kubectl kustomize renders deploy/)" >&2
+
 # podman on these machines: cgroup v1, no systemd, limited rlimits (LAB.md).
 podman_conf=/etc/containers/containers.conf.d/50-local.conf
 if [[ ! -f $podman_conf ]]; then
