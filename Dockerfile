@@ -14,8 +14,15 @@
 ARG BUILD_IMAGE=docker.io/library/node:20-bookworm
 ARG RUNTIME_IMAGE=docker.io/library/debian:bookworm-slim
 
+# node with its file capabilities (see the runtime stage): set here, where the
+# binary is written, and kept by COPY; a setcap in a later layer than the file
+# would copy the whole binary again (+100 MB).
 FROM ${BUILD_IMAGE} AS node
-RUN install -D -m 0755 "$(command -v node)" /out/usr/local/bin/node
+RUN install -D -m 0755 "$(command -v node)" /out/usr/local/bin/node \
+    && /out/usr/local/bin/node --version \
+    && if ! command -v setcap >/dev/null; then \
+        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libcap2-bin; fi \
+    && setcap cap_net_admin,cap_net_raw+ep /out/usr/local/bin/node
 
 # Every dependency, dev ones included (TypeScript), with raw-socket's install
 # script (package.json allowScripts). Only the lockfile invalidates this layer.
@@ -57,26 +64,21 @@ FROM ${RUNTIME_IMAGE}
 # drop the rest), and only where privilege escalation is allowed: under
 # no_new_privs (the root variant) root's own capabilities apply. The kernel
 # refuses to run such a file where the capability set lacks one of its
-# capabilities (as in this build: the binaries are tried before setcap);
+# capabilities (as in this build, so the tools are tried before setcap);
 # start-gateway.sh and init-gateway.sh say so in one line. setcap comes with
-# libcap2-bin, which iproute2 needs anyway. node is installed in this same step
-# (not COPY'd before it): setcap on a file from an earlier layer would copy the
-# whole binary into this one, ~100 MB more image.
-RUN --mount=type=bind,from=node,source=/out/usr/local/bin,target=/tmp/node-bin \
-    install -m 0755 /tmp/node-bin/node /usr/local/bin/node \
-    && apt-get update \
+# libcap2-bin, which iproute2 needs anyway.
+RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         iproute2 nftables iptables conntrack libcap2-bin \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
-    && node --version && ip -V && bridge -V && nft --version && iptables-nft --version \
-    && iptables-legacy --version && conntrack --version \
-    && setcap cap_net_admin,cap_net_raw+ep /usr/local/bin/node \
-    && for f in "$(readlink -f /usr/bin/ip)" "$(readlink -f /usr/sbin/bridge)" "$(readlink -f /usr/sbin/nft)" \
-        "$(readlink -f /usr/sbin/xtables-nft-multi)" "$(readlink -f /usr/sbin/xtables-legacy-multi)" \
-        "$(readlink -f /usr/sbin/conntrack)"; do setcap cap_net_admin+ep "$f"; done \
-    && getcap /usr/local/bin/node "$(readlink -f /usr/bin/ip)" "$(readlink -f /usr/sbin/xtables-nft-multi)" \
+    && ip -V && bridge -V && nft --version && iptables-nft --version && iptables-legacy --version \
+    && conntrack --version \
+    && for f in /usr/bin/ip /usr/sbin/bridge /usr/sbin/nft /usr/sbin/xtables-nft-multi \
+        /usr/sbin/xtables-legacy-multi /usr/sbin/conntrack; do setcap cap_net_admin+ep "$(readlink -f "$f")"; done \
     && groupadd --gid 65532 egress-gateway \
     && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin egress-gateway
+COPY --from=node /out/ /
+RUN getcap /usr/local/bin/node | grep -q 'cap_net_admin,cap_net_raw=ep'
 WORKDIR /app
 COPY package.json ./
 COPY --from=production-modules /app/node_modules ./node_modules
