@@ -12,10 +12,10 @@
 //   node --import tsx bench/return-path.ts [--rounds 3] [--changes 40] [--nodes 1000] [--per-node 10]
 import { systemClock } from "../src/clock.js";
 import { createKernel } from "../src/dataplane/kernel.js";
-import { nodeMac } from "../src/dataplane/mac.js";
+import { nodeMac } from "../src/pod-network/mac.js";
 import { numberToIpv4, ipv4ToNumber } from "../src/dataplane/ipv4.js";
 import { createReturnPath, type ReturnPath } from "../src/dataplane/return-path.js";
-import { runCommand } from "../src/init/exec.js";
+import { runCommand } from "../src/exec/run-command.js";
 import { Readiness } from "../src/readiness/readiness.js";
 import type { Route, RouteSnapshot } from "../src/sync/types.js";
 import { RunLab } from "../lab/run-lab.js";

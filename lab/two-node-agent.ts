@@ -6,7 +6,7 @@
 // resync removes what the restarted agent no longer sends and adds what is new.
 import { setTimeout as sleep } from "node:timers/promises";
 import { isDeepStrictEqual } from "node:util";
-import { nodeMac } from "../src/dataplane/mac.js";
+import { nodeMac } from "../src/pod-network/mac.js";
 import type { AgentStream, FakeRoute } from "./fake-agent.js";
 import { TWO_NODE, type ProgrammedEntries, type TwoNodeLab } from "./two-node-lab.js";
 

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
-import { gatewayMac, nodeMac } from "../src/dataplane/mac.js";
+import { nodeMac, vxlanMac } from "../src/pod-network/mac.js";
 import type { GatewayProcess } from "./gateway-process.js";
 import { capture } from "./capture.js";
 import { DemoReport, seconds } from "./demo-report.js";
@@ -128,7 +128,7 @@ async function setUp(report: DemoReport, started: Started, dir: string): Promise
   check(true, `exit 0 in ${seconds(performance.now() - initStart)}`);
   show(summary);
   const vxlan = lab.gatewayPod.ip("-d", "link", "show", "vxlan0");
-  const mac = gatewayMac(gatewayPod.ip);
+  const mac = vxlanMac(gatewayPod.ip);
   check(
     vxlan.includes(mac) && new RegExp(`vxlan id ${VNI} .*dstport ${VXLAN_PORT}`).test(vxlan),
     `vxlan0 ${mac} (what ${clientNode.name} derives from ${gatewayPod.ip}), VNI ${VNI}, port ${VXLAN_PORT}`,

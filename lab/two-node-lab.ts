@@ -18,8 +18,8 @@
 // node routes only the client node's own addresses, not the client pod's block,
 // so that the programmed return path is the only way back to the client.
 import type { RouteSnapshot, Route, TunnelType } from "../src/sync/types.js";
-import { gatewayMac, nodeMac } from "../src/dataplane/mac.js";
-import { runCommand } from "../src/init/exec.js";
+import { nodeMac, vxlanMac } from "../src/pod-network/mac.js";
+import { runCommand } from "../src/exec/run-command.js";
 import { startGatewayProcess, type GatewayProcess } from "./gateway-process.js";
 import type { Namespace } from "./netns.js";
 import { teardownOnExit } from "./exit-hooks.js";
@@ -155,7 +155,7 @@ export function buildTwoNodeLab(tag = "twonode", options: TwoNodeLabOptions = {}
     clientNode.ip("route", "add", TWO_NODE.gatewayPod.block, "via", gn.underlay);
     gatewayNode.ip("route", "add", `${cn.tunnel}/32`, "via", cn.underlay);
 
-    const gwMac = gatewayMac(TWO_NODE.gatewayPod.ip);
+    const gwMac = vxlanMac(TWO_NODE.gatewayPod.ip);
     // The node agent marks the client's traffic to non-cluster destinations; a rule on the destination stands in for the mark.
     ipLine(
       clientNode,

@@ -1,10 +1,9 @@
-// The desired return path (SPEC §5.1) as plain data: node and gateway MACs,
+// The desired return path (SPEC §5.1) as plain data:
 // tunnel choice (WireGuard, pool type, cross-subnet), skipped routes, removals.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { desiredState, type DesiredInput } from "../src/dataplane/desired.js";
 import { changeCount, diff } from "../src/dataplane/diff.js";
-import { gatewayMac, isNodeMac, nodeMac } from "../src/dataplane/mac.js";
 import type { DesiredState } from "../src/dataplane/types.js";
 import type { PoolType, Route, RouteSnapshot, TunnelType } from "../src/sync/types.js";
 import { NO_ROUTE_TYPES, routeOf } from "../lab/routes.js";
@@ -68,19 +67,6 @@ const MAC = {
   "client-node": "66:8f:ce:48:4f:7b", // 8fce484f7b 04ff...
   "node-a": "66:07:02:c1:cc:60", // 0702c1cc60 ff9e...
 } as const;
-
-describe("node and gateway MACs", () => {
-  it("node MAC is 0x66 and the first five bytes of SHA-1 of the node name", () => {
-    for (const [name, mac] of Object.entries(MAC)) assert.equal(nodeMac(name), mac);
-    assert.ok(isNodeMac(MAC.node1));
-    assert.ok(!isNodeMac("a2:2a:c6:33:64:42"));
-  });
-
-  it("gateway MAC is a2:2a and the four IPv4 bytes", () => {
-    assert.equal(gatewayMac("10.10.10.1"), "a2:2a:0a:0a:0a:01");
-    assert.equal(gatewayMac(OUR_IP), "a2:2a:c6:33:64:42");
-  });
-});
 
 describe("desired return path", () => {
   it("VXLAN pool: FDB to the node's VXLAN tunnel plus an exit route; neighbour and route per workload", () => {

@@ -13,7 +13,7 @@ import {
   parseNeighbours,
   parseRoutes,
 } from "../src/dataplane/kernel.js";
-import { nodeMac } from "../src/dataplane/mac.js";
+import { nodeMac } from "../src/pod-network/mac.js";
 import { createReturnPath, type DataplaneLog, type ReturnPath } from "../src/dataplane/return-path.js";
 import { Readiness } from "../src/readiness/readiness.js";
 import type { Route, RouteSnapshot } from "../src/sync/types.js";

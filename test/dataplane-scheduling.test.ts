@@ -5,7 +5,7 @@
 // against a real kernel.)
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { CommandResult } from "../src/init/exec.js";
+import type { CommandResult } from "../src/exec/run-command.js";
 import { createReturnPath, type DataplaneLog } from "../src/dataplane/return-path.js";
 import { Readiness } from "../src/readiness/readiness.js";
 import type { Route, RouteSnapshot } from "../src/sync/types.js";

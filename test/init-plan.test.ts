@@ -13,7 +13,7 @@ import { renderNft } from "../src/init/render-nft.js";
 import { renderDryRun, renderSummary } from "../src/init/render-plan.js";
 import type { InitPlan, Step } from "../src/init/types.js";
 import { checkIptables, checkNftTable, checkVxlan } from "../src/init/verify.js";
-import { decideVxlan, vxlanMac } from "../src/init/vxlan.js";
+import { decideVxlan } from "../src/init/vxlan.js";
 import {
   detected,
   emptyIptables,
@@ -44,14 +44,6 @@ function throwsInit(fn: () => unknown, code: string, exitCode: number, message?:
 }
 
 const WANT = { vni: 4097, port: 4790, dev: "eth0", mac: "a2:2a:c6:33:64:02" };
-
-describe("vxlan0 MAC", () => {
-  it("is a2:2a: and the four bytes of the pod IPv4 in hex", () => {
-    assert.equal(vxlanMac("10.10.10.1"), "a2:2a:0a:0a:0a:01");
-    assert.equal(vxlanMac("198.51.100.2"), "a2:2a:c6:33:64:02");
-    assert.equal(vxlanMac("255.0.1.16"), "a2:2a:ff:00:01:10");
-  });
-});
 
 describe("vxlan0 keep or replace", () => {
   it("creates a missing one", () => assert.deepEqual(decideVxlan(undefined, WANT), { action: "create" }));

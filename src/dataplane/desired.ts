@@ -27,15 +27,9 @@
 //   workload route whose dst equals a tunnel's exit route.
 import type { PoolType, Route, RouteSnapshot } from "../sync/types.js";
 import { cidrContains, ipv4ToNumber, numberToIpv4, parseCidr4, type Cidr4 } from "./ipv4.js";
-import { nodeMac } from "./mac.js";
-import {
-  EXIT_DEVICE,
-  VXLAN_DEVICE,
-  type DesiredState,
-  type FdbEntry,
-  type Neighbour,
-  type ProgrammedRoute,
-} from "./types.js";
+import { POD_DEVICE, VXLAN_DEVICE } from "../pod-network/devices.js";
+import { nodeMac } from "../pod-network/mac.js";
+import { type DesiredState, type FdbEntry, type Neighbour, type ProgrammedRoute } from "./types.js";
 
 export interface DesiredInput {
   readonly snapshot: RouteSnapshot;
@@ -128,7 +122,7 @@ export function desiredState(input: DesiredInput): DesiredState {
     fdb.push({ mac, dst: numberToIpv4(tunnel?.address ?? nodeIp), vni: input.vni });
     if (tunnel !== undefined) {
       const dst = `${numberToIpv4(tunnel.address)}/32`;
-      exitRoutes.set(tunnel.address, { dst, via: input.podGateway, dev: EXIT_DEVICE });
+      exitRoutes.set(tunnel.address, { dst, via: input.podGateway, dev: POD_DEVICE });
     }
   }
   const exitDsts = new Set([...exitRoutes.values()].map((r) => r.dst));

@@ -10,26 +10,23 @@
 // What "ours" means, per table, so that nobody else's entry is ever touched:
 // * routes: protocol 0x45 (RETURN_PATH_PROTO) on vxlan0 or eth0, main table;
 // * neighbours and FDB entries: permanent, on vxlan0, with a node MAC (first byte
-//   0x66, see mac.ts). FDB entries carry no owner mark in the kernel, and the
-//   neighbour protocol attribute needs kernel 5.2+ that pods may not have; the
-//   MAC space is a mark every kernel keeps. An entry someone adds by hand with a
+//   0x66, see pod-network/mac.ts). FDB entries carry no owner mark in the kernel,
+//   and the neighbour protocol attribute needs kernel 5.2+ that pods may not have;
+//   the MAC space is a mark every kernel keeps. An entry someone adds by hand with a
 //   0x66 MAC is therefore treated as ours.
-import { runCommand, type CommandResult } from "../init/exec.js";
+import { runCommand, type CommandResult, type CommandRunner } from "../exec/run-command.js";
+import { POD_DEVICE, VXLAN_DEVICE } from "../pod-network/devices.js";
+import { isNodeMac } from "../pod-network/mac.js";
 import { DataplaneError } from "./errors.js";
 import { parseCidr4 } from "./ipv4.js";
-import { isNodeMac } from "./mac.js";
 import {
-  EXIT_DEVICE,
   RETURN_PATH_PROTO,
-  VXLAN_DEVICE,
   type Changes,
   type FdbEntry,
   type Neighbour,
   type OwnedState,
   type ProgrammedRoute,
 } from "./types.js";
-
-export type CommandRunner = (argv: readonly string[], input?: string) => Promise<CommandResult>;
 
 export interface KernelView {
   readonly owned: OwnedState;
@@ -95,7 +92,7 @@ export function parseRoutes(json: string): ProgrammedRoute[] {
   return entries(json, "ip route").flatMap((e) => {
     const dev = text(e.dev);
     const cidr = parseCidr4(text(e.dst) ?? "");
-    if ((dev !== VXLAN_DEVICE && dev !== EXIT_DEVICE) || cidr === undefined) return [];
+    if ((dev !== VXLAN_DEVICE && dev !== POD_DEVICE) || cidr === undefined) return [];
     const shaped = list(e.flags).includes("onlink") && e.metric === undefined;
     return [{ dst: cidr.text, via: shaped ? (text(e.gateway) ?? "") : "", dev }];
   });
@@ -104,7 +101,7 @@ export function parseRoutes(json: string): ProgrammedRoute[] {
 /** `ip -j -4 route show default`: the gateway of the first default route, preferring eth0's. */
 export function parseDefaultGateway(json: string): string | undefined {
   const routes = entries(json, "ip route").filter((e) => text(e.gateway) !== undefined);
-  const chosen = routes.find((e) => e.dev === EXIT_DEVICE) ?? routes[0];
+  const chosen = routes.find((e) => e.dev === POD_DEVICE) ?? routes[0];
   return chosen === undefined ? undefined : text(chosen.gateway);
 }
 
@@ -123,13 +120,13 @@ export function ipBatchLines(changes: Changes): string[] {
   const { routes, neighbours } = changes;
   const onDev = (rs: readonly ProgrammedRoute[], dev: string) => rs.filter((r) => r.dev === dev);
   return [
-    ...onDev(routes.replace, EXIT_DEVICE).map((r) => routeLine("replace", r)),
+    ...onDev(routes.replace, POD_DEVICE).map((r) => routeLine("replace", r)),
     ...neighbours.replace.map(
       (n) => `neigh replace ${n.ip} lladdr ${n.mac} dev ${VXLAN_DEVICE} nud permanent`,
     ),
     ...onDev(routes.replace, VXLAN_DEVICE).map((r) => routeLine("replace", r)),
     ...onDev(routes.remove, VXLAN_DEVICE).map((r) => routeLine("del", r)),
-    ...onDev(routes.remove, EXIT_DEVICE).map((r) => routeLine("del", r)),
+    ...onDev(routes.remove, POD_DEVICE).map((r) => routeLine("del", r)),
     ...neighbours.remove.map((n) => `neigh del ${n.ip} dev ${VXLAN_DEVICE}`),
   ];
 }

@@ -8,14 +8,16 @@
 // through a node-agent restart, a gateway restart or a drain.
 import type { Clock, Timer } from "../clock.js";
 import { formatDuration } from "../config/duration.js";
+import type { CommandRunner } from "../exec/run-command.js";
+import { POD_DEVICE } from "../pod-network/devices.js";
 import { COMPONENT } from "../readiness/components.js";
 import type { Component } from "../readiness/readiness.js";
 import type { RouteSnapshot } from "../sync/types.js";
 import { DataplaneError, type DataplaneErrorCode } from "./errors.js";
 import { ipv4ToNumber } from "./ipv4.js";
-import { createKernel, type CommandRunner } from "./kernel.js";
+import { createKernel } from "./kernel.js";
 import { Reconciler, type PassResult } from "./reconcile.js";
-import { EXIT_DEVICE, type DesiredState, type Skipped } from "./types.js";
+import type { DesiredState, Skipped } from "./types.js";
 
 /** The subset of pino's Logger this component writes to. */
 export interface DataplaneLog {
@@ -253,6 +255,6 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
 }
 
 const exitRouteCount = (desired: DesiredState): number =>
-  desired.routes.filter((r) => r.dev === EXIT_DEVICE).length;
+  desired.routes.filter((r) => r.dev === POD_DEVICE).length;
 
 const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? "" : "s"}`;

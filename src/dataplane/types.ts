@@ -1,8 +1,6 @@
 // The return path as plain data (SPEC §5.1): what the pod's kernel should hold
 // on vxlan0 and eth0, what it holds of ours, and the changes between the two.
-
-export const VXLAN_DEVICE = "vxlan0";
-export const EXIT_DEVICE = "eth0";
+import type { POD_DEVICE, VXLAN_DEVICE } from "../pod-network/devices.js";
 
 /**
  * Routing protocol id that marks every route we program (`proto 0x45`, 69: not
@@ -28,7 +26,7 @@ export interface ProgrammedRoute {
   /** Normalised IPv4 CIDR, always with a prefix length (`198.51.100.1/32`). */
   readonly dst: string;
   readonly via: string;
-  readonly dev: typeof VXLAN_DEVICE | typeof EXIT_DEVICE;
+  readonly dev: typeof VXLAN_DEVICE | typeof POD_DEVICE;
 }
 
 /** Route-store entries left out of the desired state, by reason. */

@@ -1,7 +1,7 @@
 // Carries out the plan's steps in order and stops at the first failure, which
 // becomes one line naming the step, the command and what it said.
 import { InitError, looksLikePrivilegeProblem, oneLine, PRIVILEGE_HINT } from "./errors.js";
-import { runCommand } from "./exec.js";
+import { runCommand } from "../exec/run-command.js";
 import { describeFsError, sysctlPath, writeSysctl } from "./sysctl.js";
 import type { InitPlan, Step } from "./types.js";
 

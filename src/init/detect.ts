@@ -4,7 +4,7 @@
 // run by an ordinary user still gets a plan (with its assumptions stated).
 import { readFile } from "node:fs/promises";
 import { InitError, oneLine } from "./errors.js";
-import { runCommand } from "./exec.js";
+import { runCommand } from "../exec/run-command.js";
 import { parseIptablesSave } from "./iptables-save.js";
 import { parseLinks } from "./links.js";
 import { NFT_TABLE } from "./render-nft.js";

@@ -11,19 +11,19 @@
 // so in the dry run and the summary). Forwarding is only turned on for the
 // families the pod has, so no family is ever forwarded without SNAT.
 import type { Config } from "../config/index.js";
-import { chooseDataplane } from "./dataplane.js";
+import { POD_DEVICE, VXLAN_DEVICE } from "../pod-network/devices.js";
+import { vxlanMac } from "../pod-network/mac.js";
 import { InitError } from "./errors.js";
 import { ruleSteps } from "./plan-rules.js";
+import { chooseDataplane } from "./rule-backend.js";
 import { FAMILIES, familyName, MSS_HEADROOM, type RuleIntent } from "./rules.js";
 import type { Detected, Family, InitPlan, LinkInfo, Step, SysctlWrite, VxlanPlan } from "./types.js";
-import { decideVxlan, VXLAN_DEVICE, vxlanBatch, vxlanMac, vxlanMtu } from "./vxlan.js";
+import { decideVxlan, vxlanBatch, vxlanMtu } from "./vxlan.js";
 
 export type InitConfig = Pick<
   Config,
   "podIPv4" | "podIPv6" | "vxlan" | "dataplane" | "iptablesBackend" | "snatPorts"
 >;
-
-export const EGRESS_DEVICE = "eth0";
 
 export function planInit(config: InitConfig, detected: Detected): InitPlan {
   const eth0 = findEgressDevice(detected.links);
@@ -44,7 +44,7 @@ export function planInit(config: InitConfig, detected: Detected): InitPlan {
   if (vxlan !== undefined) for (const family of families) mss[family] = vxlan.mtu - MSS_HEADROOM[family];
 
   const intent: RuleIntent = {
-    egress: EGRESS_DEVICE,
+    egress: POD_DEVICE,
     snat: pod,
     snatPorts: config.snatPorts,
     mss,
@@ -86,12 +86,12 @@ export function planInit(config: InitConfig, detected: Detected): InitPlan {
 }
 
 function findEgressDevice(links: readonly LinkInfo[]): LinkInfo {
-  const eth0 = links.find((link) => link.name === EGRESS_DEVICE);
+  const eth0 = links.find((link) => link.name === POD_DEVICE);
   if (eth0 === undefined) {
     const names = links.map((link) => link.name).join(", ") || "none";
     throw new InitError(
       "INIT_NO_ETH0",
-      `${EGRESS_DEVICE} does not exist in this network namespace (devices: ${names}); ` +
+      `${POD_DEVICE} does not exist in this network namespace (devices: ${names}); ` +
         "run the init container in the gateway pod",
     );
   }
@@ -109,7 +109,7 @@ function checkPodAddresses(
     const has = eth0.addresses.map((a) => a.address).join(", ") || "no address";
     throw new InitError(
       "INIT_POD_IP_NOT_ON_ETH0",
-      `the pod IP ${address} (EGRESS_POD_IPS/EGRESS_POD_IP) is not an address of ${EGRESS_DEVICE} ` +
+      `the pod IP ${address} (EGRESS_POD_IPS/EGRESS_POD_IP) is not an address of ${POD_DEVICE} ` +
         `(it has ${has}); set it from the downward API (status.podIP, status.podIPs)`,
     );
   }
@@ -119,7 +119,7 @@ function planVxlan(config: InitConfig, eth0: LinkInfo, links: readonly LinkInfo[
   const want = {
     vni: config.vxlan.vni,
     port: config.vxlan.port,
-    dev: EGRESS_DEVICE,
+    dev: POD_DEVICE,
     mac: vxlanMac(config.podIPv4 ?? ""),
   };
   const existing = links.find((link) => link.name === VXLAN_DEVICE);
@@ -164,7 +164,7 @@ function sysctlSteps(families: readonly Family[]): SysctlSteps {
     ),
     redirects: sysctl(
       "Suppress ICMP redirects (all alone is not enough: default and eth0 too)",
-      ["all", "default", EGRESS_DEVICE].map((dev) => zero(`net.ipv4.conf.${dev}.send_redirects`)),
+      ["all", "default", POD_DEVICE].map((dev) => zero(`net.ipv4.conf.${dev}.send_redirects`)),
     ),
     rpFilter: sysctl(
       "Turn reverse-path filtering off (default too, so that a new vxlan0 starts with it off)",

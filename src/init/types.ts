@@ -1,5 +1,6 @@
 // The init program's data model: what detection found, and the plan computed from
 // it. Both are plain data, so that planning and rendering are pure and testable.
+import type { VXLAN_DEVICE } from "../pod-network/devices.js";
 
 import type { PortRange } from "../config/types.js";
 
@@ -118,7 +119,7 @@ export type VxlanAction =
   | { readonly action: "replace"; readonly ifindex: number; readonly reasons: readonly string[] };
 
 export interface VxlanPlan {
-  readonly name: "vxlan0";
+  readonly name: typeof VXLAN_DEVICE;
   readonly vni: number;
   readonly port: number;
   readonly dev: string;

@@ -2,7 +2,7 @@
 // difference. The comparisons are pure functions over the tools' output; only
 // `verifyPlan` reads the kernel.
 import { InitError, oneLine } from "./errors.js";
-import { runCommand } from "./exec.js";
+import { runCommand } from "../exec/run-command.js";
 import { jumpPositions, parseIptablesSave } from "./iptables-save.js";
 import { parseLinks } from "./links.js";
 import { NFT_TABLE } from "./render-nft.js";

@@ -1,17 +1,11 @@
 // vxlan0, the device client nodes tunnel to: its MAC is derived from the pod's
-// IPv4 address exactly as client nodes derive it, byte for byte.
+// IPv4 address exactly as client nodes derive it, byte for byte (pod-network/mac.ts).
+import { VXLAN_DEVICE } from "../pod-network/devices.js";
 import type { LinkInfo, VxlanAction } from "./types.js";
 
-export const VXLAN_DEVICE = "vxlan0";
 /** Bytes a VXLAN device over an IPv4 underlay takes from the lower device's MTU (outer IP, UDP, VXLAN, Ethernet). */
 export const VXLAN_OVERHEAD = 50;
 const MIN_MTU = 68;
-
-/** `a2:2a:` and the four bytes of the IPv4 address in hex: 10.10.10.1 gives a2:2a:0a:0a:0a:01. */
-export function vxlanMac(ipv4: string): string {
-  const bytes = ipv4.split(".").map((part) => Number(part).toString(16).padStart(2, "0"));
-  return ["a2", "2a", ...bytes].join(":");
-}
 
 export interface WantedVxlan {
   readonly vni: number;

@@ -1,9 +1,14 @@
-// The two MACs of the VXLAN return path. Client nodes derive both the same way,
-// so they must match byte for byte.
+// The two MACs of the VXLAN return path: the gateway's vxlan0 (init creates the
+// device with it) and each node's egress.calico (the return path points
+// neighbours and FDB entries at it). Client nodes derive both the same way, so
+// they must match byte for byte.
 import { createHash } from "node:crypto";
 
-/** The gateway's vxlan0 MAC (`a2:2a:` + IPv4 bytes); init already owns it, one definition for both. */
-export { vxlanMac as gatewayMac } from "../init/vxlan.js";
+/** The gateway's vxlan0 MAC: `a2:2a:` and the four IPv4 bytes in hex (10.10.10.1 gives a2:2a:0a:0a:0a:01). */
+export function vxlanMac(ipv4: string): string {
+  const bytes = ipv4.split(".").map((part) => Number(part).toString(16).padStart(2, "0"));
+  return ["a2", "2a", ...bytes].join(":");
+}
 
 /** First byte of every node MAC; with the locally administered bit set, so no vendor MAC starts with it. */
 export const NODE_MAC_PREFIX = "66";

@@ -8,6 +8,9 @@ export interface CommandResult {
   readonly stderr: string;
 }
 
+/** How callers that take an injectable runner (tests, labs) type it: runCommand's shape. */
+export type CommandRunner = (argv: readonly string[], input?: string) => Promise<CommandResult>;
+
 export function runCommand(argv: readonly string[], input?: string): Promise<CommandResult> {
   const [file = "", ...args] = argv;
   return new Promise((resolve) => {
