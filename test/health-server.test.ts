@@ -5,6 +5,7 @@ import { Readiness } from "../src/readiness/readiness.js";
 import { buildHealthApp } from "../src/gateway/health-app.js";
 import { startHealthServer, type HealthServer } from "../src/gateway/server.js";
 import { renderMetrics } from "../src/gateway/metrics.js";
+import { RuntimeMonitor } from "../src/gateway/runtime.js";
 import { ProbeGroup } from "../src/probes/group.js";
 import { FakeClock } from "./helpers/fake-clock.js";
 
@@ -155,6 +156,53 @@ describe("metrics exposition", () => {
     const declared = new Set(lines.filter((l) => l.startsWith("# TYPE ")).map((l) => l.split(" ")[2]));
     for (const sample of lines.filter((l) => l && !l.startsWith("#"))) {
       assert.ok(declared.has(sample.split(/[{ ]/)[0]), sample);
+    }
+  });
+});
+
+describe("runtime metrics", () => {
+  it("exposes fds, heap, handles and event-loop delay under prom-client's names, a fresh delay window per scrape", async () => {
+    const monitor = new RuntimeMonitor();
+    try {
+      const readiness = new Readiness(new FakeClock());
+      const render = (): Map<string, number> =>
+        new Map(
+          renderMetrics({
+            groups: [],
+            readiness: () => readiness.evaluate(),
+            transitions: new Map(),
+            startTimeSeconds: 1,
+            runtime: () => monitor.sample(),
+          })
+            .split("\n")
+            .filter((line) => line && !line.startsWith("#"))
+            .map((line) => [
+              line.slice(0, line.lastIndexOf(" ")),
+              Number(line.slice(line.lastIndexOf(" ") + 1)),
+            ]),
+        );
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const blocked = performance.now();
+      while (performance.now() - blocked < 150); // one 150 ms stall of the event loop
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const first = render();
+      assert.ok(Number.isInteger(first.get("process_open_fds")) && first.get("process_open_fds")! > 2);
+      assert.ok(first.get("nodejs_heap_size_used_bytes")! > 1e6);
+      assert.ok(first.get("nodejs_heap_size_total_bytes")! >= first.get("nodejs_heap_size_used_bytes")!);
+      assert.ok(first.get("nodejs_active_resources_total")! >= 1, "the pending timers at least");
+      assert.ok(first.has("nodejs_active_handles_total"));
+      assert.ok(
+        first.get("nodejs_eventloop_lag_max_seconds")! >= 0.1,
+        `the stall shows: ${[...first].join(" ")}`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      const second = render();
+      assert.ok(
+        second.get("nodejs_eventloop_lag_max_seconds")! < 0.1,
+        "the stall was in the previous window",
+      );
+    } finally {
+      monitor.close();
     }
   });
 });

@@ -17,6 +17,7 @@ import { renderMetrics } from "./metrics.js";
 import { formatDuration } from "../config/duration.js";
 import { COMPONENT } from "../readiness/components.js";
 import { Readiness, type Component } from "../readiness/readiness.js";
+import { RuntimeMonitor } from "./runtime.js";
 import { startHealthServer, type HealthServer } from "./server.js";
 
 export interface OwnedProber {
@@ -88,7 +89,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   const groups: { protocol: Protocol; group: ProbeGroup; prober: OwnedProber }[] = [];
   const startTimeSeconds = Date.now() / 1000;
   let server: HealthServer | undefined;
-  if (config.health.port !== 0) {
+  const runtime = config.health.port !== 0 ? new RuntimeMonitor() : undefined;
+  if (runtime) {
     server = await startHealthServer({
       host: healthHost(config),
       port: config.health.port,
@@ -101,6 +103,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
           startTimeSeconds,
           policySync: policySync.state(),
           returnPath: returnPath?.state(),
+          runtime: () => runtime.sample(),
         }),
     });
     log.info({ address: server.address }, "health server listening");
@@ -166,6 +169,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       for (const { prober } of groups) prober.close();
       readiness.close();
       await server?.close();
+      runtime?.close();
     },
   };
 }

@@ -4,6 +4,7 @@ import type { ReturnPathState } from "../dataplane/return-path.js";
 import type { ProbeGroup } from "../probes/group.js";
 import type { PolicySyncState } from "../sync/policy-sync.js";
 import type { ReadinessView } from "../readiness/readiness.js";
+import type { RuntimeSample } from "./runtime.js";
 
 export interface MetricsSource {
   readonly groups: readonly { readonly protocol: string; readonly group: ProbeGroup }[];
@@ -12,6 +13,8 @@ export interface MetricsSource {
   readonly startTimeSeconds: number;
   readonly policySync?: PolicySyncState;
   readonly returnPath?: ReturnPathState | undefined;
+  /** Called once per scrape: it starts a new event-loop delay window. */
+  readonly runtime?: () => RuntimeSample;
 }
 
 const escapeLabel = (v: string): string =>
@@ -68,15 +71,60 @@ export function renderMetrics(source: MetricsSource): string {
   if (source.policySync) policySyncMetrics(m, source.policySync);
   if (source.returnPath) returnPathMetrics(m, source.returnPath);
 
-  const memory = process.memoryUsage();
   const cpu = process.cpuUsage();
+  const runtime = source.runtime?.();
   m.family("process_resident_memory_bytes", "gauge", "Resident set size.");
-  m.sample("process_resident_memory_bytes", {}, memory.rss);
+  m.sample("process_resident_memory_bytes", {}, runtime?.rssBytes ?? process.memoryUsage.rss());
   m.family("process_cpu_seconds_total", "counter", "User and system CPU time.");
   m.sample("process_cpu_seconds_total", {}, (cpu.user + cpu.system) / 1e6);
   m.family("process_start_time_seconds", "gauge", "Start time since the Unix epoch.");
   m.sample("process_start_time_seconds", {}, source.startTimeSeconds);
+  if (runtime) runtimeMetrics(m, runtime);
   return m.toString();
+}
+
+// prom-client's default names, help texts and units.
+function runtimeMetrics(m: Exposition, r: RuntimeSample): void {
+  if (r.openFds !== undefined) {
+    m.family("process_open_fds", "gauge", "Number of open file descriptors.");
+    m.sample("process_open_fds", {}, r.openFds);
+  }
+  m.family("nodejs_heap_size_total_bytes", "gauge", "Process heap size from Node.js in bytes.");
+  m.sample("nodejs_heap_size_total_bytes", {}, r.heapTotalBytes);
+  m.family("nodejs_heap_size_used_bytes", "gauge", "Process heap size used from Node.js in bytes.");
+  m.sample("nodejs_heap_size_used_bytes", {}, r.heapUsedBytes);
+  m.family("nodejs_external_memory_bytes", "gauge", "Node.js external memory size in bytes.");
+  m.sample("nodejs_external_memory_bytes", {}, r.externalBytes);
+  byType(
+    m,
+    "nodejs_active_handles",
+    "Number of active libuv handles grouped by handle type.",
+    r.activeHandles,
+  );
+  byType(
+    m,
+    "nodejs_active_resources",
+    "Number of active resources keeping the event loop alive, grouped by type.",
+    r.activeResources,
+  );
+  if (r.eventLoopDelay) {
+    for (const [name, value] of Object.entries(r.eventLoopDelay)) {
+      const family = `nodejs_eventloop_lag_${name}_seconds`;
+      m.family(family, "gauge", `The ${name} of the recorded event loop delays since the last scrape.`);
+      m.sample(family, {}, value);
+    }
+  }
+}
+
+function byType(m: Exposition, name: string, help: string, counts: ReadonlyMap<string, number>): void {
+  m.family(name, "gauge", help);
+  let total = 0;
+  for (const [type, count] of counts) {
+    m.sample(name, { type }, count);
+    total += count;
+  }
+  m.family(`${name}_total`, "gauge", `${help.split(" grouped")[0]}, in total.`);
+  m.sample(`${name}_total`, {}, total);
 }
 
 function policySyncMetrics(m: Exposition, s: PolicySyncState): void {
