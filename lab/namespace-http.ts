@@ -42,8 +42,9 @@ export class NamespaceHttpClient {
     });
   }
 
-  static async start(lab: RunLab, ns: Namespace): Promise<NamespaceHttpClient> {
-    const { child, lines } = await lab.startProgram(ns, "http-agent.ts", []);
+  /** `readyTimeoutMs`: how long the agent may take to start (tsx compiles it; a loaded machine is slow). */
+  static async start(lab: RunLab, ns: Namespace, readyTimeoutMs?: number): Promise<NamespaceHttpClient> {
+    const { child, lines } = await lab.startProgram(ns, "http-agent.ts", [], readyTimeoutMs);
     return new NamespaceHttpClient(ns, child, lines);
   }
 
