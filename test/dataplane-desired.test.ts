@@ -7,6 +7,7 @@ import { changeCount, diff } from "../src/dataplane/diff.js";
 import type { DesiredState } from "../src/dataplane/types.js";
 import type { PoolType, Route, RouteSnapshot, TunnelType } from "../src/sync/types.js";
 import { NO_ROUTE_TYPES, routeOf } from "../lab/routes.js";
+import { NODE_MAC } from "./helpers/node-macs.js";
 
 const OUR_IP = "198.51.100.66";
 const POD_GATEWAY = "169.254.1.1";
@@ -61,13 +62,6 @@ const desired = (snap: RouteSnapshot, input: Partial<DesiredInput> = {}): Desire
 const fdbOf = (state: DesiredState): Record<string, string> =>
   Object.fromEntries(state.fdb.map((f) => [f.mac, f.dst]));
 
-// Known values, computed outside this code: `printf node1 | sha1sum` = f937c37e94 9d9e...
-const MAC = {
-  node1: "66:f9:37:c3:7e:94",
-  "client-node": "66:8f:ce:48:4f:7b", // 8fce484f7b 04ff...
-  "node-a": "66:07:02:c1:cc:60", // 0702c1cc60 ff9e...
-} as const;
-
 describe("desired return path", () => {
   it("VXLAN pool: FDB to the node's VXLAN tunnel plus an exit route; neighbour and route per workload", () => {
     const state = desired(
@@ -80,8 +74,8 @@ describe("desired return path", () => {
         ],
       }),
     );
-    assert.deepEqual(state.neighbours, [{ ip: "198.18.0.1", mac: MAC.node1 }]);
-    assert.deepEqual(state.fdb, [{ mac: MAC.node1, dst: "198.51.100.1", vni: VNI }]);
+    assert.deepEqual(state.neighbours, [{ ip: "198.18.0.1", mac: NODE_MAC.node1 }]);
+    assert.deepEqual(state.fdb, [{ mac: NODE_MAC.node1, dst: "198.51.100.1", vni: VNI }]);
     assert.deepEqual(state.routes, [
       { dst: "198.51.100.0/26", via: "198.18.0.1", dev: "vxlan0" },
       { dst: "198.51.100.200/32", via: "198.18.0.1", dev: "vxlan0" },
@@ -99,7 +93,7 @@ describe("desired return path", () => {
         workloads: [workload("198.51.100.0/26", "node1", "198.18.0.1")],
       }),
     );
-    assert.deepEqual(fdbOf(state), { [MAC.node1]: "198.18.0.1" });
+    assert.deepEqual(fdbOf(state), { [NODE_MAC.node1]: "198.18.0.1" });
     assert.deepEqual(
       state.routes.map((r) => r.dev),
       ["vxlan0"],
@@ -117,7 +111,7 @@ describe("desired return path", () => {
         workloads: [workload("198.51.100.0/26", "node1", "198.18.0.1")],
       }),
     );
-    assert.deepEqual(fdbOf(state), { [MAC.node1]: "198.51.100.2" });
+    assert.deepEqual(fdbOf(state), { [NODE_MAC.node1]: "198.51.100.2" });
     assert.deepEqual(state.routes.at(-1), { dst: "198.51.100.2/32", via: POD_GATEWAY, dev: "eth0" });
   });
 
@@ -139,7 +133,10 @@ describe("desired return path", () => {
         ],
       }),
     );
-    assert.deepEqual(fdbOf(state), { [MAC.node1]: "198.51.100.3", [MAC["node-a"]]: "198.51.100.129" });
+    assert.deepEqual(fdbOf(state), {
+      [NODE_MAC.node1]: "198.51.100.3",
+      [NODE_MAC["node-a"]]: "198.51.100.129",
+    });
   });
 
   it("without WireGuard on our node, a remote WireGuard tunnel is not used even in our pool", () => {
@@ -150,7 +147,7 @@ describe("desired return path", () => {
         workloads: [workload("198.51.100.0/26", "node1", "198.18.0.1")],
       }),
     );
-    assert.deepEqual(fdbOf(state), { [MAC.node1]: "198.18.0.1" });
+    assert.deepEqual(fdbOf(state), { [NODE_MAC.node1]: "198.18.0.1" });
   });
 
   it("cross-subnet: same-subnet tunnels are skipped, other subnets keep theirs", () => {
@@ -165,10 +162,16 @@ describe("desired return path", () => {
         workload("198.51.100.128/26", "node-a", "203.0.113.3"),
       ],
     });
-    assert.deepEqual(fdbOf(desired(snap)), { [MAC.node1]: "198.18.0.1", [MAC["node-a"]]: "198.51.100.129" });
+    assert.deepEqual(fdbOf(desired(snap)), {
+      [NODE_MAC.node1]: "198.18.0.1",
+      [NODE_MAC["node-a"]]: "198.51.100.129",
+    });
     // Not in cross-subnet mode, the same-subnet tunnel is used.
     const plain = desired({ ...snap, ourRoute: ourRoute() });
-    assert.deepEqual(fdbOf(plain), { [MAC.node1]: "198.51.100.1", [MAC["node-a"]]: "198.51.100.129" });
+    assert.deepEqual(fdbOf(plain), {
+      [NODE_MAC.node1]: "198.51.100.1",
+      [NODE_MAC["node-a"]]: "198.51.100.129",
+    });
   });
 
   it("several tunnels of one kind: the lowest IPv4 address; IPv6 and non-/32 tunnels are ignored", () => {
@@ -187,7 +190,7 @@ describe("desired return path", () => {
         workloads: [workload("198.51.100.0/26", "node1", "198.18.0.1")],
       }),
     );
-    assert.deepEqual(fdbOf(state), { [MAC.node1]: "198.51.100.4" });
+    assert.deepEqual(fdbOf(state), { [NODE_MAC.node1]: "198.51.100.4" });
   });
 
   it("incomplete routes are skipped and counted; a node with only those gets nothing", () => {
@@ -203,7 +206,7 @@ describe("desired return path", () => {
       }),
     );
     assert.equal(state.skipped.incomplete, 2);
-    assert.deepEqual(Object.keys(fdbOf(state)), [MAC.node1]);
+    assert.deepEqual(Object.keys(fdbOf(state)), [NODE_MAC.node1]);
     assert.deepEqual(
       state.routes.map((r) => r.dst),
       ["198.51.100.0/26"],
@@ -245,7 +248,7 @@ describe("desired return path", () => {
         ],
       }),
     );
-    assert.deepEqual(state.neighbours, [{ ip: "198.18.0.1", mac: MAC.node1 }]);
+    assert.deepEqual(state.neighbours, [{ ip: "198.18.0.1", mac: NODE_MAC.node1 }]);
     assert.equal(state.skipped.conflicting, 1);
   });
 
@@ -314,10 +317,13 @@ describe("diff against what the kernel holds of ours", () => {
     const before = desired(two);
     const after = desired({ ...two, remoteWorkloads: new Map([...two.remoteWorkloads].slice(0, 1)) });
     const changes = diff(after, before);
-    assert.deepEqual(changes.neighbours, { replace: [], remove: [{ ip: "198.18.0.3", mac: MAC["node-a"] }] });
+    assert.deepEqual(changes.neighbours, {
+      replace: [],
+      remove: [{ ip: "198.18.0.3", mac: NODE_MAC["node-a"] }],
+    });
     assert.deepEqual(changes.fdb, {
       replace: [],
-      remove: [{ mac: MAC["node-a"], dst: "198.51.100.129", vni: VNI }],
+      remove: [{ mac: NODE_MAC["node-a"], dst: "198.51.100.129", vni: VNI }],
     });
     assert.deepEqual(
       changes.routes.remove.map((r) => r.dst),
@@ -332,7 +338,7 @@ describe("diff against what the kernel holds of ours", () => {
     moved.delete("198.51.100.1/32");
     moved.set("198.51.100.2/32", tunnel("198.51.100.2", "node1", "vxlan", "VXLAN"));
     const changes = diff(desired({ ...two, tunnels: moved }), before);
-    assert.deepEqual(changes.fdb.replace, [{ mac: MAC.node1, dst: "198.51.100.2", vni: VNI }]);
+    assert.deepEqual(changes.fdb.replace, [{ mac: NODE_MAC.node1, dst: "198.51.100.2", vni: VNI }]);
     assert.deepEqual(
       changes.routes.replace.map((r) => r.dst),
       ["198.51.100.2/32"],

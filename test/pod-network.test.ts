@@ -3,13 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { isNodeMac, nodeMac, vxlanMac } from "../src/pod-network/mac.js";
-
-// Known values, computed outside this code: `printf node1 | sha1sum` = f937c37e94 9d9e...
-const NODE_MAC = {
-  node1: "66:f9:37:c3:7e:94",
-  "client-node": "66:8f:ce:48:4f:7b", // 8fce484f7b 04ff...
-  "node-a": "66:07:02:c1:cc:60", // 0702c1cc60 ff9e...
-} as const;
+import { NODE_MAC } from "./helpers/node-macs.js";
 
 describe("node and gateway MACs", () => {
   it("node MAC is 0x66 and the first five bytes of SHA-1 of the node name", () => {
