@@ -13,11 +13,11 @@
 import { systemClock } from "../src/clock.js";
 import { createKernel } from "../src/dataplane/kernel.js";
 import { nodeMac } from "../src/pod-network/mac.js";
-import { numberToIpv4, ipv4ToNumber } from "../src/dataplane/ipv4.js";
+import { formatIpv4, parseIpv4 } from "../src/ip/ipv4.js";
 import { createReturnPath, type ReturnPath } from "../src/dataplane/return-path.js";
 import { runCommand } from "../src/exec/run-command.js";
 import { Readiness } from "../src/readiness/readiness.js";
-import type { Route, RouteSnapshot } from "../src/sync/types.js";
+import type { KeptRoute, Route, RouteSnapshot } from "../src/sync/types.js";
 import { RunLab } from "../lab/run-lab.js";
 import { sweepCrashedRuns } from "../lab/sweep.js";
 import type { Namespace } from "../lab/netns.js";
@@ -29,11 +29,12 @@ const VNI = 4097;
 const OUR_IP = "198.51.100.66";
 const POD_GATEWAY = "198.51.100.65";
 const BLOCK_SIZE = 8; // /29: 10,000 blocks fit in 198.18.0.0/15
-const BLOCKS_BASE = ipv4ToNumber("198.18.0.0")!;
-const NODES_BASE = ipv4ToNumber("198.19.248.0")!;
+const BLOCKS_BASE = parseIpv4("198.18.0.0")!;
+const NODES_BASE = parseIpv4("198.19.248.0")!;
 const TARGET = { ratio: 1.5, convergeMs: 3_000, changeMs: 100 };
 
-const route = (dst: string, fields: Partial<Route>): Route => routeOf(dst, { natOutgoing: true, ...fields });
+const route = (dst: string, fields: Partial<Route>): KeptRoute =>
+  routeOf(dst, { natOutgoing: true, ...fields });
 
 interface Fleet {
   readonly snapshot: RouteSnapshot;
@@ -43,15 +44,15 @@ interface Fleet {
 
 /** The snapshot, and the same kernel entries as hand-written batch lines. */
 function fleet(nodes: number, perNode: number): Fleet {
-  const tunnels = new Map<string, Route>();
-  const workloads = new Map<string, Route>();
+  const tunnels = new Map<string, KeptRoute>();
+  const workloads = new Map<string, KeptRoute>();
   const ipLines: string[] = [];
   const bridgeLines: string[] = [];
   for (let n = 0; n < nodes; n++) {
     const name = `node-${n}`;
-    const nodeIp = numberToIpv4(NODES_BASE + n);
+    const nodeIp = formatIpv4(NODES_BASE + n);
     const firstBlock = BLOCKS_BASE + n * perNode * BLOCK_SIZE;
-    const tunnel = numberToIpv4(firstBlock + 1);
+    const tunnel = formatIpv4(firstBlock + 1);
     tunnels.set(
       `${tunnel}/32`,
       route(`${tunnel}/32`, {
@@ -66,7 +67,7 @@ function fleet(nodes: number, perNode: number): Fleet {
     ipLines.push(`route replace ${tunnel}/32 via ${POD_GATEWAY} dev eth0 onlink proto 0x45`);
     ipLines.push(`neigh replace ${nodeIp} lladdr ${mac} dev vxlan0 nud permanent`);
     for (let b = 0; b < perNode; b++) {
-      const dst = `${numberToIpv4(firstBlock + b * BLOCK_SIZE)}/29`;
+      const dst = `${formatIpv4(firstBlock + b * BLOCK_SIZE)}/29`;
       workloads.set(
         dst,
         route(dst, {
@@ -189,7 +190,7 @@ async function main(): Promise<void> {
     const extra = route("198.19.200.1/32", {
       types: { ...NO_ROUTE_TYPES, remoteWorkload: true },
       dstNodeName: "node-0",
-      dstNodeIp: numberToIpv4(NODES_BASE),
+      dstNodeIp: formatIpv4(NODES_BASE),
     });
     const withExtra: RouteSnapshot = {
       ...snapshot,

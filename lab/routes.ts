@@ -1,11 +1,13 @@
 // Route fixtures for tests, labs and benchmarks: a decoded Route with every
-// field at its "absent" value, so that a fixture names only what matters.
-import { NO_ROUTE_TYPES, type Route } from "../src/sync/types.js";
+// field at its "absent" value, so that a fixture names only what matters, kept
+// (addresses parsed) the way the route store keeps it.
+import { keepRoute } from "../src/sync/route-store.js";
+import { NO_ROUTE_TYPES, type KeptRoute, type Route } from "../src/sync/types.js";
 
 export { NO_ROUTE_TYPES };
 
-export function routeOf(dst: string, fields: Partial<Route> = {}): Route {
-  return {
+export function routeOf(dst: string, fields: Partial<Route> = {}): KeptRoute {
+  return keepRoute({
     dst,
     types: NO_ROUTE_TYPES,
     poolType: "VXLAN",
@@ -17,5 +19,5 @@ export function routeOf(dst: string, fields: Partial<Route> = {}): Route {
     tunnelType: undefined,
     borrowed: false,
     ...fields,
-  };
+  });
 }

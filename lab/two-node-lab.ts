@@ -17,7 +17,7 @@
 // client node's block: only the exit route keeps them out of vxlan0. The gateway
 // node routes only the client node's own addresses, not the client pod's block,
 // so that the programmed return path is the only way back to the client.
-import type { RouteSnapshot, Route, TunnelType } from "../src/sync/types.js";
+import type { KeptRoute, RouteSnapshot, Route, TunnelType } from "../src/sync/types.js";
 import { nodeMac, vxlanMac } from "../src/pod-network/mac.js";
 import { runCommand } from "../src/exec/run-command.js";
 import { startGatewayProcess, type GatewayProcess } from "./gateway-process.js";
@@ -306,7 +306,7 @@ function programmedEntries(pod: Namespace): ProgrammedEntries {
 
 const NO_TUNNEL: TunnelType = { ipip: false, vxlan: false, wireguard: false };
 
-const labRoute = (dst: string, fields: Partial<Route>): Route =>
+const labRoute = (dst: string, fields: Partial<Route>): KeptRoute =>
   routeOf(dst, { natOutgoing: true, ...fields });
 
 /** The routes the node agent would send the gateway in this lab, as the route store keeps them. */

@@ -16,7 +16,7 @@ import {
 import { nodeMac } from "../src/pod-network/mac.js";
 import { createReturnPath, type DataplaneLog, type ReturnPath } from "../src/dataplane/return-path.js";
 import { Readiness } from "../src/readiness/readiness.js";
-import type { Route, RouteSnapshot } from "../src/sync/types.js";
+import type { KeptRoute, RouteSnapshot } from "../src/sync/types.js";
 import { Lab, type Namespace } from "../lab/netns.js";
 import { routeOf } from "../lab/routes.js";
 
@@ -33,9 +33,9 @@ const OUR_ROUTE = route("198.51.100.64/26", {
 });
 
 /** `nodes` remote nodes, node i at 198.18.1.i with a VXLAN tunnel 198.19.i.1 and `perNode` /28 blocks in 198.19.i.0/24. */
-function snapshot(nodes: number, perNode = 2, extra: Route[] = []): RouteSnapshot {
-  const tunnels: Route[] = [];
-  const workloads: Route[] = [...extra];
+function snapshot(nodes: number, perNode = 2, extra: KeptRoute[] = []): RouteSnapshot {
+  const tunnels: KeptRoute[] = [];
+  const workloads: KeptRoute[] = [...extra];
   for (let i = 1; i <= nodes; i++) {
     const node = { dstNodeName: `node${i}`, dstNodeIp: `198.18.1.${i}` };
     tunnels.push(
@@ -134,7 +134,7 @@ describe("return-path reconcile in a pod namespace", () => {
     const snap = snapshot(3);
     path.update(snap);
     await waitFor("ready", () => path.state().ready);
-    const want = desiredState({ snapshot: snap, ourIPv4: OUR_IP, vni: VNI, podGateway: POD_GATEWAY });
+    const want = desiredState({ snapshot: snap, vni: VNI, podGateway: POD_GATEWAY });
     const { owned: have, podGateway } = await owned();
     assert.equal(podGateway, POD_GATEWAY);
     assert.deepEqual(sorted(have.neighbours), sorted(want.neighbours));

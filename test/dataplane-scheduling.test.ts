@@ -8,13 +8,13 @@ import { describe, it } from "node:test";
 import type { CommandResult } from "../src/exec/run-command.js";
 import { createReturnPath, type DataplaneLog } from "../src/dataplane/return-path.js";
 import { Readiness } from "../src/readiness/readiness.js";
-import type { Route, RouteSnapshot } from "../src/sync/types.js";
+import type { KeptRoute, Route, RouteSnapshot } from "../src/sync/types.js";
 import { FakeClock } from "./helpers/fake-clock.js";
 import { NO_ROUTE_TYPES, routeOf } from "../lab/routes.js";
 
 const OUR_IP = "198.51.100.66";
 
-const route = (dst: string, fields: Partial<Route>): Route =>
+const route = (dst: string, fields: Partial<Route>): KeptRoute =>
   routeOf(dst, { types: { ...NO_ROUTE_TYPES, remoteWorkload: true }, ...fields });
 
 /** Snapshot number `n`: node `node<n>` with one block, so each snapshot programs something new. */

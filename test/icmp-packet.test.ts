@@ -2,7 +2,6 @@
 // and whether they are about the target. Packets are built by hand, byte by
 // byte, as a raw socket delivers them (IPv4 with its header, ICMPv6 without).
 import assert from "node:assert/strict";
-import { isIP } from "node:net";
 import { describe, it } from "node:test";
 
 import fc from "fast-check";
@@ -14,7 +13,7 @@ import {
   readEchoAnswer,
   type EchoAnswer,
 } from "../src/probes/icmp-packet.js";
-import { parseIpAddress, sameAddress } from "../src/probes/ip-address.js";
+import { parseIpBytes } from "../src/ip/address.js";
 
 const ID = 0x4d2e;
 const ME4 = "198.18.0.2";
@@ -23,7 +22,7 @@ const ROUTER4 = "198.18.0.1";
 const ME6 = "2001:db8:0:1::2";
 const TARGET6 = "2001:db8:1::10";
 
-const bytes = (address: string): number[] => [...(parseIpAddress(address) ?? assert.fail(address))];
+const bytes = (address: string): number[] => [...(parseIpBytes(address) ?? assert.fail(address))];
 
 function ipv4(
   src: string,
@@ -260,89 +259,5 @@ describe("icmpTypeFilter", () => {
     const words = wordsOf(filter.value);
     const passed = Array.from({ length: 256 }, (_, type) => type).filter((type) => passes(words, type));
     assert.deepEqual(passed, [1, 3, 4, 129]);
-  });
-});
-
-describe("parseIpAddress", () => {
-  it("parses the forms targets and kernels use", () => {
-    assert.deepEqual([...(parseIpAddress("198.51.100.7") ?? [])], [198, 51, 100, 7]);
-    assert.deepEqual(
-      [...(parseIpAddress("2001:db8::1") ?? [])],
-      [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-    );
-    assert.deepEqual([...(parseIpAddress("::") ?? [])], new Array<number>(16).fill(0));
-    assert.deepEqual(
-      [...(parseIpAddress("::ffff:198.51.100.7") ?? [])],
-      [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, 7],
-    );
-    assert.deepEqual(parseIpAddress("fe80::1%eth0"), parseIpAddress("fe80::1"));
-  });
-
-  it("refuses what is not an address", () => {
-    for (const text of [
-      "",
-      "1.2.3",
-      "1.2.3.4.5",
-      "256.1.1.1",
-      "01.2.3.4",
-      "1.2.3.4%eth0",
-      "1::2::3",
-      ":1::",
-      "1:2:3:4:5:6:7:8:9",
-      "12345::",
-      "g::1",
-      "fe80::1%",
-      "::1.2.3",
-    ]) {
-      assert.equal(parseIpAddress(text), undefined, text);
-    }
-  });
-
-  it("agrees with node:net isIP on address-like strings", () => {
-    const token = fc.constantFrom(
-      "::",
-      ":",
-      ":",
-      ".",
-      "0",
-      "1",
-      "ab",
-      "ffff",
-      "fFfF",
-      "10000",
-      "255",
-      "256",
-      "01",
-      "1.2.3.4",
-      "%eth0",
-      "%",
-      "g",
-    );
-    fc.assert(
-      fc.property(
-        fc.array(token, { maxLength: 14 }).map((tokens) => tokens.join("")),
-        (text) => {
-          assert.equal(parseIpAddress(text) !== undefined, isIP(text) !== 0, text);
-        },
-      ),
-      { numRuns: 20_000 },
-    );
-  });
-
-  it("reads back any IPv6 address however it is printed", () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (raw) => {
-        const groups = Array.from({ length: 8 }, (_, i) => ((raw[2 * i] ?? 0) << 8) | (raw[2 * i + 1] ?? 0));
-        const full = groups.map((g) => g.toString(16)).join(":");
-        const compressed = new URL(`http://[${full}]/`).hostname.slice(1, -1);
-        const dotted = `${groups
-          .slice(0, 6)
-          .map((g) => g.toString(16))
-          .join(":")}:${[...raw.slice(12)].join(".")}`;
-        for (const text of [full, compressed, dotted]) {
-          assert.ok(sameAddress(parseIpAddress(text) ?? new Uint8Array(0), raw), text);
-        }
-      }),
-    );
   });
 });

@@ -56,11 +56,14 @@ describe("route store: what it keeps", () => {
     const wide = { ...ourBlock, dst: "10.64.0.0/10", sameSubnet: true };
     const ours = { ...ourBlock, dst: "10.65.0.7/32" };
     const v6 = { ...ourBlock, dst: "fd00::/64" };
+    // iproute2 would read 010 as octal 8: the same text means another network there.
+    const zeroPadded = { ...ourBlock, dst: "010.65.0.0/26" };
     const notLocal = { ...ourBlock, types: ["remoteWorkload"] } as const;
-    assert.equal(synced(update(other), update(v6)).snapshot?.ourRoute, undefined);
+    assert.equal(synced(update(other), update(v6), update(zeroPadded)).snapshot?.ourRoute, undefined);
     assert.equal(synced(update(notLocal)).snapshot?.ourRoute, undefined);
     assert.equal(synced(update(wide), update(ourBlock)).snapshot?.ourRoute?.dst, "10.65.0.0/26");
     assert.equal(synced(update(ours), update(ourBlock)).snapshot?.ourRoute?.dst, "10.65.0.7/32");
+    assert.equal(synced(update(ourBlock)).snapshot?.ourRoute?.cidr?.text, "10.65.0.0/26", "kept parsed");
     const store = synced(update(ourBlock), update(ours));
     store.apply(remove("10.65.0.7/32"));
     assert.equal(store.snapshot?.ourRoute?.dst, "10.65.0.0/26", "falls back to the block");

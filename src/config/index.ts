@@ -5,7 +5,6 @@ import { ConfigError } from "./errors.js";
 import { parseConfig, type Environment, type ParseOptions } from "./parse.js";
 import type { Config } from "./types.js";
 
-export { parseIpLiteral, type IpFamily, type IpLiteral } from "./address.js";
 export { formatDuration, parseDuration, type ParsedDuration } from "./duration.js";
 export { ConfigError, quote, type ConfigProblem } from "./errors.js";
 export { parseConfig, type Environment, type ParseOptions } from "./parse.js";

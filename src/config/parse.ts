@@ -1,7 +1,8 @@
 // Environment in, frozen typed config out. Pure: the caller passes the environment,
 // and the only thing that can escape is a ConfigError naming the variable at fault.
 
-import { parseIpLiteral, type IpFamily } from "./address.js";
+import type { IpFamily } from "../ip/address.js";
+import { parseIpLiteral } from "../ip/literal.js";
 import { quote } from "./errors.js";
 import { invalid, read, type Environment, type Setting } from "./setting.js";
 import { Adjustments, datastoreTimeout, drainTimeout, probeTiming } from "./timing.js";

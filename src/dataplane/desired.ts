@@ -4,7 +4,8 @@
 // Choices where the contract is silent:
 // * "Our node" is the dst_node_name of our LOCAL_WORKLOAD route; it has WireGuard
 //   when any tunnel route with that node name has tunnel_type.wireguard.
-// * Without our route (not sent yet, or it does not cover our IPv4) nothing is
+// * Without our route (not sent yet, or none covers our IPv4: the route store
+//   decides that, once, as routes arrive) nothing is
 //   known about our node, pool type or cross-subnet mode, so no FDB entry can be
 //   right: nothing is desired (ourRouteSeen false), and the reconciler leaves the
 //   kernel as it is rather than apply that. A wrong FDB entry is worse than a
@@ -25,16 +26,15 @@
 //   route (by dst); a node IP claimed by two nodes keeps the first node's
 //   neighbour, and the other node's routes are skipped as conflicting, as is a
 //   workload route whose dst equals a tunnel's exit route.
-import type { PoolType, Route, RouteSnapshot } from "../sync/types.js";
-import { cidrContains, ipv4ToNumber, numberToIpv4, parseCidr4, type Cidr4 } from "./ipv4.js";
+import type { Ipv4Cidr } from "../ip/cidr.js";
+import { formatIpv4 } from "../ip/ipv4.js";
 import { POD_DEVICE, VXLAN_DEVICE } from "../pod-network/devices.js";
 import { nodeMac } from "../pod-network/mac.js";
+import type { KeptRoute, PoolType, RouteSnapshot } from "../sync/types.js";
 import { type DesiredState, type FdbEntry, type Neighbour, type ProgrammedRoute } from "./types.js";
 
 export interface DesiredInput {
   readonly snapshot: RouteSnapshot;
-  /** The pod's own IPv4 address: our route must cover it. */
-  readonly ourIPv4: string;
   /** VNI of vxlan0 and of every FDB entry. */
   readonly vni: number;
   /** The pod's IPv4 default gateway: the next hop of exit routes (Calico: 169.254.1.1). */
@@ -42,14 +42,14 @@ export interface DesiredInput {
 }
 
 interface Workload {
-  readonly route: Route;
-  readonly cidr: Cidr4;
+  readonly route: KeptRoute;
+  readonly cidr: Ipv4Cidr;
   readonly nodeIp: number;
 }
 
 interface Tunnel {
   readonly address: number;
-  readonly route: Route;
+  readonly route: KeptRoute;
 }
 
 const ENCAPSULATION: Partial<Record<PoolType, "ipip" | "vxlan">> = { IPIP: "ipip", VXLAN: "vxlan" };
@@ -63,18 +63,10 @@ function sortBy<T>(items: readonly T[], key: (item: T) => number): T[] {
 }
 
 /** Address order, then prefix length. */
-const cidrKey = (c: Cidr4): number => c.network * 64 + c.prefix;
-
-/** Our LOCAL_WORKLOAD route, when it really covers our own IPv4. */
-export function ourRoute(snapshot: RouteSnapshot, ourIPv4: string): Route | undefined {
-  const route = snapshot.ourRoute;
-  const cidr = route === undefined ? undefined : parseCidr4(route.dst);
-  const address = ipv4ToNumber(ourIPv4);
-  return cidr && address !== undefined && cidrContains(cidr, address) ? route : undefined;
-}
+const cidrKey = (c: Ipv4Cidr): number => c.network * 64 + c.length;
 
 export function desiredState(input: DesiredInput): DesiredState {
-  const ours = ourRoute(input.snapshot, input.ourIPv4);
+  const ours = input.snapshot.ourRoute;
   const skipped = { incomplete: 0, unsupported: 0, ownNode: 0, conflicting: 0 };
   if (ours === undefined)
     return { neighbours: [], fdb: [], routes: [], skipped, ourRouteSeen: false, nodes: 0 };
@@ -86,9 +78,8 @@ export function desiredState(input: DesiredInput): DesiredState {
     } else if (route.dstNodeName === ours.dstNodeName) {
       skipped.ownNode++;
     } else {
-      const cidr = parseCidr4(route.dst);
-      const nodeIp = ipv4ToNumber(route.dstNodeIp);
-      if (cidr === undefined || nodeIp === undefined) skipped.unsupported++;
+      const { cidr, nodeIpv4: nodeIp } = route;
+      if (cidr?.family !== 4 || nodeIp === undefined) skipped.unsupported++;
       else candidates.push({ route, cidr, nodeIp });
     }
   }
@@ -119,9 +110,9 @@ export function desiredState(input: DesiredInput): DesiredState {
     const mac = nodeMac(node);
     macs.set(node, mac);
     const tunnel = chooseTunnel(tunnelsByNode.get(node) ?? [], ours, ourWireguard);
-    fdb.push({ mac, dst: numberToIpv4(tunnel?.address ?? nodeIp), vni: input.vni });
+    fdb.push({ mac, dst: formatIpv4(tunnel?.address ?? nodeIp), vni: input.vni });
     if (tunnel !== undefined) {
-      const dst = `${numberToIpv4(tunnel.address)}/32`;
+      const dst = `${formatIpv4(tunnel.address)}/32`;
       exitRoutes.set(tunnel.address, { dst, via: input.podGateway, dev: POD_DEVICE });
     }
   }
@@ -135,7 +126,7 @@ export function desiredState(input: DesiredInput): DesiredState {
       skipped.conflicting++;
       continue;
     }
-    // ipv4ToNumber accepted it, so it is already the canonical dotted quad.
+    // parseIpv4 accepted it, so it is already the canonical dotted quad.
     const via = w.route.dstNodeIp;
     routes.push({ dst, via, dev: VXLAN_DEVICE });
     if (!neighbours.has(w.nodeIp)) neighbours.set(w.nodeIp, { ip: via, mac: macs.get(w.route.dstNodeName)! });
@@ -152,11 +143,11 @@ export function desiredState(input: DesiredInput): DesiredState {
 }
 
 /** Tunnel routes with a single IPv4 address, by node name. */
-function groupTunnels(tunnels: ReadonlyMap<string, Route>): Map<string, Tunnel[]> {
+function groupTunnels(tunnels: ReadonlyMap<string, KeptRoute>): Map<string, Tunnel[]> {
   const byNode = new Map<string, Tunnel[]>();
   for (const route of tunnels.values()) {
-    const cidr = parseCidr4(route.dst);
-    if (cidr === undefined || cidr.prefix !== 32 || route.tunnelType === undefined) continue;
+    const { cidr } = route;
+    if (cidr?.family !== 4 || cidr.length !== 32 || route.tunnelType === undefined) continue;
     const list = byNode.get(route.dstNodeName) ?? [];
     list.push({ address: cidr.network, route });
     byNode.set(route.dstNodeName, list);
@@ -164,7 +155,11 @@ function groupTunnels(tunnels: ReadonlyMap<string, Route>): Map<string, Tunnel[]
   return byNode;
 }
 
-function chooseTunnel(tunnels: readonly Tunnel[], ours: Route, ourWireguard: boolean): Tunnel | undefined {
+function chooseTunnel(
+  tunnels: readonly Tunnel[],
+  ours: KeptRoute,
+  ourWireguard: boolean,
+): Tunnel | undefined {
   const lowest = (list: readonly Tunnel[]): Tunnel | undefined => sortBy(list, (t) => t.address)[0];
   if (ourWireguard) {
     const wireguard = lowest(tunnels.filter((t) => t.route.tunnelType?.wireguard));

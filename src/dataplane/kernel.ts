@@ -15,10 +15,10 @@
 //   the MAC space is a mark every kernel keeps. An entry someone adds by hand with a
 //   0x66 MAC is therefore treated as ours.
 import { runCommand, type CommandResult, type CommandRunner } from "../exec/run-command.js";
+import { parseIpv4Cidr } from "../ip/cidr.js";
 import { POD_DEVICE, VXLAN_DEVICE } from "../pod-network/devices.js";
 import { isNodeMac } from "../pod-network/mac.js";
 import { DataplaneError } from "./errors.js";
-import { parseCidr4 } from "./ipv4.js";
 import {
   RETURN_PATH_PROTO,
   type Changes,
@@ -91,7 +91,7 @@ export function parseFdb(json: string, deviceVni: number): FdbEntry[] {
 export function parseRoutes(json: string): ProgrammedRoute[] {
   return entries(json, "ip route").flatMap((e) => {
     const dev = text(e.dev);
-    const cidr = parseCidr4(text(e.dst) ?? "");
+    const cidr = parseIpv4Cidr(text(e.dst) ?? "");
     if ((dev !== VXLAN_DEVICE && dev !== POD_DEVICE) || cidr === undefined) return [];
     const shaped = list(e.flags).includes("onlink") && e.metric === undefined;
     return [{ dst: cidr.text, via: shaped ? (text(e.gateway) ?? "") : "", dev }];

@@ -5,7 +5,7 @@
 // about 150 ms, a one-route change about 35 ms (bench/return-path.ts). Any
 // failure, and every resync, reads again.
 import type { RouteSnapshot } from "../sync/types.js";
-import { desiredState, ourRoute } from "./desired.js";
+import { desiredState } from "./desired.js";
 import { changeCount, diff } from "./diff.js";
 import { DataplaneError } from "./errors.js";
 import type { Kernel, KernelView } from "./kernel.js";
@@ -30,7 +30,7 @@ export class Reconciler {
 
   constructor(
     private readonly kernel: Kernel,
-    private readonly identity: { readonly ourIPv4: string; readonly vni: number },
+    private readonly identity: { readonly vni: number },
   ) {}
 
   /** The next pass reads the kernel instead of trusting the last pass's result. */
@@ -41,7 +41,7 @@ export class Reconciler {
 
   /** Throws DataplaneError; the kernel is read again on the next pass then. */
   async pass(snapshot: RouteSnapshot): Promise<PassResult> {
-    if (ourRoute(snapshot, this.identity.ourIPv4) === undefined) return { held: true };
+    if (snapshot.ourRoute === undefined) return { held: true };
     const readKernel = this.known === undefined;
     const generation = this.generation;
     try {

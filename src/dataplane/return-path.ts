@@ -9,12 +9,12 @@
 import type { Clock, Timer } from "../clock.js";
 import { formatDuration } from "../config/duration.js";
 import type { CommandRunner } from "../exec/run-command.js";
+import { parseIpv4 } from "../ip/ipv4.js";
 import { POD_DEVICE } from "../pod-network/devices.js";
 import { COMPONENT } from "../readiness/components.js";
 import type { Component } from "../readiness/readiness.js";
 import type { RouteSnapshot } from "../sync/types.js";
 import { DataplaneError, type DataplaneErrorCode } from "./errors.js";
-import { ipv4ToNumber } from "./ipv4.js";
 import { createKernel } from "./kernel.js";
 import { Reconciler, type PassResult } from "./reconcile.js";
 import type { DesiredState, Skipped } from "./types.js";
@@ -77,7 +77,7 @@ export interface ReturnPath {
 
 export function createReturnPath(options: ReturnPathOptions): ReturnPath {
   const { clock, log, ourIPv4, vni } = options;
-  if (ipv4ToNumber(ourIPv4) === undefined) {
+  if (parseIpv4(ourIPv4) === undefined) {
     throw new DataplaneError(
       "DATAPLANE_INVALID_OPTION",
       `ourIPv4 must be an IPv4 address, got ${JSON.stringify(ourIPv4)}`,
@@ -92,7 +92,7 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
     backoffMaxMs: options.backoffMaxMs ?? 10_000, // 10 s
   };
   const kernel = createKernel({ vni, netns: options.netns, run: options.run });
-  const reconciler = new Reconciler(kernel, { ourIPv4, vni });
+  const reconciler = new Reconciler(kernel, { vni });
   const component = options.readiness.register(COMPONENT.dataplane, {
     detail: "waiting for routes from the node agent",
   });

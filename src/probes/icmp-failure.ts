@@ -1,7 +1,8 @@
 // Every way an ICMP probe can fail, in one place: a stable code for machines
 // and one line for operators.
 import type { ProbeFailure } from "./types.js";
-import { describeEchoError, type EchoError, type IpFamily } from "./icmp-packet.js";
+import type { IpFamily } from "../ip/address.js";
+import { describeEchoError, type EchoError } from "./icmp-packet.js";
 
 export type IcmpFailureCode =
   | "TIMEOUT"

@@ -5,9 +5,7 @@
 // answered. An echo reply must come from the target; an error (unreachable,
 // time exceeded, parameter problem) must embed our own echo request to the
 // target, which is the only proof that it is about this probe.
-import { parseIpAddress, sameAddress } from "./ip-address.js";
-
-export type IpFamily = 4 | 6;
+import { parseIpBytes, sameAddress, type IpFamily } from "../ip/address.js";
 
 export type EchoErrorCode = "UNREACHABLE" | "TIME_EXCEEDED" | "PARAMETER_PROBLEM";
 
@@ -126,7 +124,7 @@ export function answersTarget(
 ): boolean {
   if (answer.kind === "error") return sameAddress(answer.destination, targetBytes);
   if (source === target) return true;
-  const from = parseIpAddress(source);
+  const from = parseIpBytes(source);
   return from !== undefined && sameAddress(from, targetBytes);
 }
 

@@ -24,7 +24,8 @@ import {
   timedOut,
   type IcmpFailure,
 } from "./icmp-failure.js";
-import { answersTarget, icmpTypeFilter, readEchoAnswer, type IpFamily } from "./icmp-packet.js";
+import type { IpFamily } from "../ip/address.js";
+import { answersTarget, icmpTypeFilter, readEchoAnswer } from "./icmp-packet.js";
 
 /** A request as net-ping keeps it, plus what we need to judge answers. */
 export interface EchoRequest {

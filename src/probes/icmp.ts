@@ -17,9 +17,8 @@ import {
   timedOut,
   type IcmpFailure,
 } from "./icmp-failure.js";
-import type { IpFamily } from "./icmp-packet.js";
 import { EchoSession, type AnswerCounters, type EchoRequest } from "./icmp-session.js";
-import { parseIpAddress } from "./ip-address.js";
+import { parseIpBytes, type IpFamily } from "../ip/address.js";
 import type { ProbeResult, Prober } from "./types.js";
 
 export { IcmpProberError, type IcmpFailure, type IcmpFailureCode } from "./icmp-failure.js";
@@ -94,7 +93,7 @@ export function createIcmpProber(options: IcmpProberOptions = {}): IcmpProber {
   const addressOf = (target: string): Uint8Array | undefined => {
     if (addresses.has(target)) return addresses.get(target);
     if (addresses.size >= ADDRESS_CACHE_SIZE) addresses.clear();
-    const bytes = parseIpAddress(target);
+    const bytes = parseIpBytes(target);
     addresses.set(target, bytes);
     return bytes;
   };

@@ -6,8 +6,9 @@
 // snapshot, so a restarting agent never makes the gateway unlearn its return
 // paths; at InSync the complete new view replaces the old one, which also
 // removes whatever disappeared during the outage.
-import { ipv4CidrContains, ipv4PrefixLength } from "./cidr.js";
-import type { Route, RouteSnapshot, RouteTypes, SyncEvent, TunnelType } from "./types.js";
+import { ipv4CidrContains, parseCidr } from "../ip/cidr.js";
+import { parseIpv4 } from "../ip/ipv4.js";
+import type { KeptRoute, Route, RouteSnapshot, RouteTypes, SyncEvent, TunnelType } from "./types.js";
 
 /** A host tunnel: REMOTE_TUNNEL or LOCAL_TUNNEL, with a tunnel type. */
 export const isHostTunnel = (route: Route): boolean =>
@@ -19,6 +20,13 @@ export const isHostTunnel = (route: Route): boolean =>
  */
 export const isIncomplete = (route: Route): boolean =>
   route.dstNodeName === "" || (route.types.remoteWorkload && route.dstNodeIp === "");
+
+/** Parses a route's addresses, once, as it arrives: nothing downstream parses route text again. */
+export const keepRoute = (route: Route): KeptRoute => ({
+  ...route,
+  cidr: parseCidr(route.dst),
+  nodeIpv4: parseIpv4(route.dstNodeIp),
+});
 
 const TYPE_KEYS: readonly (keyof RouteTypes)[] = [
   "remoteWorkload",
@@ -52,11 +60,11 @@ export function sameRoute(a: Route, b: Route): boolean {
 // Copy on write: a map handed out in a snapshot is never mutated, yet a burst
 // of changes between two snapshots copies it at most once.
 class RouteMap {
-  private map = new Map<string, Route>();
+  private map = new Map<string, KeptRoute>();
   private shared = false;
 
   /** Puts `route` under its dst when `keep`, removes that dst otherwise; true when the map changed. */
-  put(route: Route, keep: boolean): boolean {
+  put(route: KeptRoute, keep: boolean): boolean {
     if (!keep) return this.delete(route.dst);
     const old = this.map.get(route.dst);
     if (old !== undefined && sameRoute(old, route)) return false;
@@ -72,16 +80,16 @@ class RouteMap {
     return this.map.size;
   }
 
-  values(): IterableIterator<Route> {
+  values(): IterableIterator<KeptRoute> {
     return this.map.values();
   }
 
-  freeze(): ReadonlyMap<string, Route> {
+  freeze(): ReadonlyMap<string, KeptRoute> {
     this.shared = true;
     return this.map;
   }
 
-  private own(): Map<string, Route> {
+  private own(): Map<string, KeptRoute> {
     if (this.shared) {
       this.map = new Map(this.map);
       this.shared = false;
@@ -98,12 +106,16 @@ class RouteSet {
   private readonly ours = new RouteMap();
   private cached: RouteSnapshot | undefined;
 
-  constructor(private readonly ourIPv4: string | undefined) {}
+  constructor(private readonly ourIPv4: number | undefined) {}
 
   /** Applies one update; true when the view changed. */
-  update(route: Route): boolean {
+  update(route: KeptRoute): boolean {
+    // Decided here once; the dataplane trusts snapshot.ourRoute to cover our IPv4.
     const isOurs =
-      route.types.localWorkload && this.ourIPv4 !== undefined && ipv4CidrContains(route.dst, this.ourIPv4);
+      route.types.localWorkload &&
+      this.ourIPv4 !== undefined &&
+      route.cidr?.family === 4 &&
+      ipv4CidrContains(route.cidr, this.ourIPv4);
     const tunnels = this.tunnels.put(route, isHostTunnel(route));
     const workloads = this.remoteWorkloads.put(route, route.types.remoteWorkload);
     const ours = this.ours.put(route, isOurs);
@@ -134,11 +146,11 @@ class RouteSet {
   // The most specific route wins, so that a /32 for our own pod does not lose
   // to its block; ties go to the lowest dst, so the choice does not depend on
   // arrival order.
-  private ourRoute(): Route | undefined {
-    let best: Route | undefined;
+  private ourRoute(): KeptRoute | undefined {
+    let best: KeptRoute | undefined;
     let bestLength = -1;
     for (const route of this.ours.values()) {
-      const length = ipv4PrefixLength(route.dst) ?? -1;
+      const length = route.cidr?.length ?? -1;
       if (length > bestLength || (length === bestLength && best !== undefined && route.dst < best.dst)) {
         best = route;
         bestLength = length;
@@ -149,15 +161,17 @@ class RouteSet {
 }
 
 export class RouteStore {
+  private readonly ourIPv4: number | undefined;
   private live: RouteSet;
   private staging: RouteSet;
   private synced = false;
   private published: RouteSnapshot | undefined;
 
   /** `ourIPv4`: the gateway's own address, to find the route of our node. */
-  constructor(private readonly ourIPv4: string | undefined) {
-    this.live = new RouteSet(ourIPv4);
-    this.staging = new RouteSet(ourIPv4);
+  constructor(ourIPv4: string | undefined) {
+    this.ourIPv4 = ourIPv4 === undefined ? undefined : parseIpv4(ourIPv4);
+    this.live = new RouteSet(this.ourIPv4);
+    this.staging = new RouteSet(this.ourIPv4);
   }
 
   /** True once the current stream's InSync has been applied. */
@@ -189,7 +203,8 @@ export class RouteStore {
       return this.publish();
     }
     const target = this.synced ? this.live : this.staging;
-    const changed = event.kind === "routeUpdate" ? target.update(event.route) : target.remove(event.dst);
+    const changed =
+      event.kind === "routeUpdate" ? target.update(keepRoute(event.route)) : target.remove(event.dst);
     return changed && this.synced ? this.publish() : undefined;
   }
 

@@ -1,6 +1,7 @@
 // What the gateway keeps from the node agent's policy-sync stream (SPEC §5),
 // decoded from the wire into plain data. The route store and the desired-state
 // function work on these types only, never on protobuf objects.
+import type { Cidr } from "../ip/cidr.js";
 
 /** IP pool encapsulation of a route's pool (wire enum IPPoolType). */
 export type PoolType = "NONE" | "NO_ENCAP" | "VXLAN" | "IPIP";
@@ -47,6 +48,14 @@ export interface Route {
   readonly borrowed: boolean;
 }
 
+/** A route as the store keeps it: its addresses parsed once, on arrival. */
+export interface KeptRoute extends Route {
+  /** `dst` parsed; undefined when it is not a CIDR. */
+  readonly cidr: Cidr | undefined;
+  /** `dstNodeIp` as an IPv4 number; undefined when empty or not IPv4. */
+  readonly nodeIpv4: number | undefined;
+}
+
 /** One decoded ToDataplane payload we care about; everything else is ignored on decode. */
 export type SyncEvent =
   | { readonly kind: "inSync"; readonly sequence: bigint }
@@ -56,9 +65,9 @@ export type SyncEvent =
 /** The routes the store keeps, as handed to the desired-state function after every coalesced change. */
 export interface RouteSnapshot {
   /** The LOCAL_WORKLOAD route whose dst contains our own IPv4: our node, pool type and same_subnet. */
-  readonly ourRoute: Route | undefined;
+  readonly ourRoute: KeptRoute | undefined;
   /** Host tunnel routes (REMOTE_TUNNEL or LOCAL_TUNNEL with a tunnel type), keyed by dst. */
-  readonly tunnels: ReadonlyMap<string, Route>;
+  readonly tunnels: ReadonlyMap<string, KeptRoute>;
   /** REMOTE_WORKLOAD routes, keyed by dst. */
-  readonly remoteWorkloads: ReadonlyMap<string, Route>;
+  readonly remoteWorkloads: ReadonlyMap<string, KeptRoute>;
 }

@@ -10,7 +10,7 @@
 //                        with its destination rewritten to that address
 import { createRequire } from "node:module";
 
-import { parseIpAddress } from "../../src/probes/ip-address.js";
+import { parseIpBytes } from "../../src/ip/address.js";
 
 export type ResponderScript = Record<string, { delayMs: number } | { claim: string }>;
 
@@ -56,7 +56,7 @@ socket.on("message", (packet, source) => {
     setTimeout(() => send(reply, source), behaviour.delayMs);
     return;
   }
-  const claimed = parseIpAddress(behaviour.claim) ?? new Uint8Array(4);
+  const claimed = parseIpBytes(behaviour.claim) ?? new Uint8Array(4);
   const offending = Buffer.from(packet.subarray(0, headerLength + 8));
   offending.set(claimed, 16);
   send(checksummed(Buffer.concat([Buffer.from([3, 1, 0, 0, 0, 0, 0, 0]), offending])), source);
