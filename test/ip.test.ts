@@ -170,7 +170,7 @@ describe("parseIpLiteral", () => {
       address: "0.0.0.0",
       unspecified: true,
     });
-    assert.equal(parseIpLiteral("::").ok && parseIpLiteral("::").unspecified, true);
+    assert.deepEqual(parseIpLiteral("::"), { ok: true, family: 6, address: "::", unspecified: true });
     assert.match(problem("fe80::1%eth0"), /zone index/);
     assert.match(problem("::ffff:198.51.100.1"), /IPv4-mapped/);
     assert.match(problem("010.1.1.1"), /not an IP address/);
