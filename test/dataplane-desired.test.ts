@@ -9,7 +9,6 @@ import type { KeptRoute, PoolType, Route, RouteSnapshot, TunnelType } from "../s
 import { NO_ROUTE_TYPES, routeOf } from "../lab/routes.js";
 import { NODE_MAC } from "./helpers/node-macs.js";
 
-const OUR_IP = "198.51.100.66";
 const POD_GATEWAY = "169.254.1.1";
 const VNI = 4097;
 
