@@ -30,7 +30,14 @@ const DEFAULTS: Config = {
   snatPorts: { first: 1024, last: 65_535 },
   icmpProbe: { targets: [], intervalMs: 5_000, timeoutMs: 15_000 },
   httpProbe: { urls: [], requireSuccessStatus: false, intervalMs: 10_000, timeoutMs: 30_000 },
-  health: { port: 8080, listenAddress: undefined, datastoreTimeoutMs: 90_000 },
+  health: {
+    port: 8080,
+    listenAddress: undefined,
+    datastoreTimeoutMs: 90_000,
+    maxConnections: 4096,
+    headerTimeoutMs: 3_000,
+    keepAliveTimeoutMs: 5_000,
+  },
   logLevel: "info",
   daemonSocketPath: undefined,
   drainMs: 25_000,
@@ -566,6 +573,9 @@ const plausible: Record<VariableName, fc.Arbitrary<string>> = {
   SNAT_PORT_RANGE: fc
     .tuple(fc.integer({ min: 1, max: 65_535 }), fc.integer({ min: 1, max: 65_535 }))
     .map(([a, b]) => `${Math.min(a, b)}-${Math.max(a, b)}`),
+  HEALTH_MAX_CONNECTIONS: fc.integer({ min: 16, max: 1_048_576 }).map(String),
+  HEALTH_HEADER_TIMEOUT: fc.integer({ min: 100, max: 60_000 }).map(formatDuration),
+  HEALTH_KEEPALIVE_TIMEOUT: fc.integer({ min: 100, max: 600_000 }).map(formatDuration),
 };
 const edgeValue = fc.oneof(durationText, numberText, ipText, listText, wordText, anyText);
 

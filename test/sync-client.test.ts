@@ -87,7 +87,14 @@ function harness(t: TestContext): Harness {
         config: {
           daemonSocketPath: options.socketPath,
           podIPv4: OUR_IP,
-          health: { port: 0, listenAddress: undefined, datastoreTimeoutMs: TIMEOUT_MS },
+          health: {
+            port: 0,
+            listenAddress: undefined,
+            datastoreTimeoutMs: TIMEOUT_MS,
+            maxConnections: 4096,
+            headerTimeoutMs: 3_000,
+            keepAliveTimeoutMs: 5_000,
+          },
         },
         readiness,
         log,

@@ -5,7 +5,15 @@ import type { IpFamily } from "../ip/address.js";
 import { parseIpLiteral } from "../ip/literal.js";
 import { quote } from "./errors.js";
 import { invalid, read, type Environment, type Setting } from "./setting.js";
-import { Adjustments, datastoreTimeout, drainTimeout, probeTiming } from "./timing.js";
+import {
+  Adjustments,
+  datastoreTimeout,
+  drainTimeout,
+  healthTimeout,
+  MAX_HEADER_TIMEOUT_MS,
+  MAX_KEEPALIVE_TIMEOUT_MS,
+  probeTiming,
+} from "./timing.js";
 import type { Config, LogLevel, PortRange } from "./types.js";
 
 export type { Environment };
@@ -48,6 +56,9 @@ export function parseConfig(env: Environment, options: ParseOptions): Config {
       ),
       listenAddress: listenAddress(read(env, "HEALTH_LISTEN_ADDRESS")),
       datastoreTimeoutMs: datastoreTimeout(env, adjustments),
+      maxConnections: integer(read(env, "HEALTH_MAX_CONNECTIONS"), 16, 1_048_576),
+      headerTimeoutMs: healthTimeout(env, "HEALTH_HEADER_TIMEOUT", MAX_HEADER_TIMEOUT_MS),
+      keepAliveTimeoutMs: healthTimeout(env, "HEALTH_KEEPALIVE_TIMEOUT", MAX_KEEPALIVE_TIMEOUT_MS),
     },
     logLevel: logLevel(read(env, "LOG_SEVERITY")),
     daemonSocketPath: socketPath(read(env, "DAEMON_SOCKET_PATH")),

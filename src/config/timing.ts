@@ -120,3 +120,21 @@ export function drainTimeout(env: Environment): number {
     throw invalid(setting, `is longer than ${formatDuration(MAX_DRAIN_MS)}`, expected);
   return wholeMs(parsed.ms);
 }
+
+/** The health server's clients send their request at once; waiting longer only helps one that holds connections on purpose. */
+export const MAX_HEADER_TIMEOUT_MS = 60_000; // 1 m
+export const MAX_KEEPALIVE_TIMEOUT_MS = 600_000; // 10 m
+const MIN_HEALTH_TIMEOUT_MS = 100; // 100 ms
+
+/** HEALTH_HEADER_TIMEOUT and HEALTH_KEEPALIVE_TIMEOUT (ours, not rendered by the operator): 100ms to `maxMs`, strictly. */
+export function healthTimeout(env: Environment, name: VariableName, maxMs: number): number {
+  const setting = read(env, name);
+  const expected = `a duration from ${formatDuration(MIN_HEALTH_TIMEOUT_MS)} to ${formatDuration(maxMs)}, such as 3s`;
+  const parsed = parseDuration(setting.text);
+  if (!parsed.ok) throw invalid(setting, parsed.problem, expected);
+  if (parsed.ms === 0) throw invalid(setting, "is zero", expected);
+  if (parsed.ms < MIN_HEALTH_TIMEOUT_MS)
+    throw invalid(setting, `is shorter than ${formatDuration(MIN_HEALTH_TIMEOUT_MS)}`, expected);
+  if (parsed.ms > maxMs) throw invalid(setting, `is longer than ${formatDuration(maxMs)}`, expected);
+  return wholeMs(parsed.ms);
+}

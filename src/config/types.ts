@@ -28,6 +28,12 @@ export interface HealthConfig {
   readonly listenAddress: string | undefined;
   /** Staleness timeout of the DatastoreConnection component. */
   readonly datastoreTimeoutMs: number;
+  /** HEALTH_MAX_CONNECTIONS: most connections held at once, before the fd limit lowers it. */
+  readonly maxConnections: number;
+  /** HEALTH_HEADER_TIMEOUT: a complete request head must arrive within this time. */
+  readonly headerTimeoutMs: number;
+  /** HEALTH_KEEPALIVE_TIMEOUT: idle keep-alive connections are closed after this time. */
+  readonly keepAliveTimeoutMs: number;
 }
 
 /**

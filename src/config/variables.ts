@@ -177,6 +177,28 @@ export const variables = [
     description:
       "After SIGTERM, how long to keep serving (answering 503) before exiting 0; 0s..1h. Set it a few seconds below the pod's `terminationGracePeriodSeconds`.",
   },
+  {
+    name: "HEALTH_MAX_CONNECTIONS",
+    default: "4096",
+    who: "gateway",
+    ours: true,
+    description:
+      "Most connections the health server holds at once (16..1048576), lowered to fit under the open files limit.",
+  },
+  {
+    name: "HEALTH_HEADER_TIMEOUT",
+    default: "3s",
+    who: "gateway",
+    ours: true,
+    description: "A health connection must send a complete request head within this time; 100ms..1m.",
+  },
+  {
+    name: "HEALTH_KEEPALIVE_TIMEOUT",
+    default: "5s",
+    who: "gateway",
+    ours: true,
+    description: "Idle keep-alive connections to the health server are closed after this time; 100ms..10m.",
+  },
 ] as const satisfies readonly Variable[];
 
 export type VariableName = (typeof variables)[number]["name"];

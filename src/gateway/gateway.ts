@@ -17,6 +17,7 @@ import { renderMetrics } from "./metrics.js";
 import { formatDuration } from "../config/duration.js";
 import { COMPONENT } from "../readiness/components.js";
 import { Readiness, type Component } from "../readiness/readiness.js";
+import { FD_RESERVE } from "./fd-limit.js";
 import { RuntimeMonitor } from "./runtime.js";
 import { startHealthServer, type HealthServer } from "./server.js";
 
@@ -91,9 +92,14 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   let server: HealthServer | undefined;
   const runtime = config.health.port !== 0 ? new RuntimeMonitor() : undefined;
   if (runtime) {
+    const { maxConnections, headerTimeoutMs, keepAliveTimeoutMs } = config.health;
     server = await startHealthServer({
       host: healthHost(config),
       port: config.health.port,
+      limits: { maxConnections, headerTimeoutMs, keepAliveTimeoutMs },
+      // One descriptor per HTTP probe URL on top of the fixed reserve.
+      fdReserve: FD_RESERVE + config.httpProbe.urls.length,
+      onAcceptError: acceptErrorLog(log, clock),
       readiness: () => readiness.evaluate(),
       metrics: () =>
         renderMetrics({
@@ -104,9 +110,11 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
           policySync: policySync.state(),
           returnPath: returnPath?.state(),
           runtime: () => runtime.sample(),
+          health: server?.stats(),
         }),
     });
-    log.info({ address: server.address }, "health server listening");
+    const { bound, fdLimit } = server.stats();
+    log.info({ address: server.address, maxConnections: bound, fdLimit }, "health server listening");
   } else {
     log.info("health server disabled (HEALTH_PORT=0)");
   }
@@ -211,4 +219,28 @@ function prepareReturnPath(
     returnPath = createReturnPath({ readiness, log, clock, ourIPv4: config.podIPv4, vni: config.vxlan.vni });
   }
   return { options, prepared, returnPath };
+}
+
+const ACCEPT_ERROR_LOG_MS = 10_000; // 10 s
+
+/**
+ * Failed accepts come in storms (every queued connection fails while the fd
+ * table is full): one warning, then at most one per 10 s with the count.
+ */
+function acceptErrorLog(log: Logger, clock: Clock): (error: NodeJS.ErrnoException) => void {
+  let lastAt: number | undefined;
+  let suppressed = 0;
+  return (error) => {
+    const now = clock.now();
+    if (lastAt !== undefined && now - lastAt < ACCEPT_ERROR_LOG_MS) {
+      suppressed++;
+      return;
+    }
+    log.warn(
+      { code: error.code, suppressed },
+      `health server could not accept a connection: ${error.message} (the connection was dropped; serving goes on)`,
+    );
+    lastAt = now;
+    suppressed = 0;
+  };
 }

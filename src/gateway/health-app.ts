@@ -15,8 +15,9 @@ export interface HealthAppOptions {
 
 export interface AttachTo {
   /**
-   * The server that already listens, with its timeouts set: fastify adopts it
-   * instead of creating one, and the caller routes requests to `app.routing`.
+   * The server that already listens, with its timeouts and client-error
+   * handling set: fastify adopts it instead of creating one, and the caller
+   * routes requests to `app.routing`.
    */
   readonly server: Server;
   /** The answers the server's fast path gives, so that both share one cache. */
@@ -58,7 +59,7 @@ export function buildHealthApp(options: HealthAppOptions, attachTo?: AttachTo): 
     bodyLimit: 1024,
     return503OnClosing: true,
     schemaController: { compilersFactory: lazySchemaCompilers() },
-    ...(attachTo ? { serverFactory: () => attachTo.server } : {}),
+    ...(attachTo ? { serverFactory: () => attachTo.server, clientErrorHandler: () => undefined } : {}),
   });
 
   app.get("/readiness", (request, reply) => {

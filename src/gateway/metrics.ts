@@ -4,7 +4,9 @@ import type { ReturnPathState } from "../dataplane/return-path.js";
 import type { ProbeGroup } from "../probes/group.js";
 import type { PolicySyncState } from "../sync/policy-sync.js";
 import type { ReadinessView } from "../readiness/readiness.js";
+import { SHED_REASONS } from "./health-connections.js";
 import type { RuntimeSample } from "./runtime.js";
+import type { HealthServerStats } from "./server.js";
 
 export interface MetricsSource {
   readonly groups: readonly { readonly protocol: string; readonly group: ProbeGroup }[];
@@ -15,6 +17,7 @@ export interface MetricsSource {
   readonly returnPath?: ReturnPathState | undefined;
   /** Called once per scrape: it starts a new event-loop delay window. */
   readonly runtime?: () => RuntimeSample;
+  readonly health?: HealthServerStats | undefined;
 }
 
 const escapeLabel = (v: string): string =>
@@ -70,6 +73,7 @@ export function renderMetrics(source: MetricsSource): string {
 
   if (source.policySync) policySyncMetrics(m, source.policySync);
   if (source.returnPath) returnPathMetrics(m, source.returnPath);
+  if (source.health) healthServerMetrics(m, source.health);
 
   const cpu = process.cpuUsage();
   const runtime = source.runtime?.();
@@ -189,6 +193,31 @@ function returnPathMetrics(m: Exposition, s: ReturnPathState): void {
     "Incomplete routes skipped by the last reconcile.",
   );
   m.sample("egress_gateway_return_path_skipped_routes", {}, s.incompleteSkipped);
+}
+
+function healthServerMetrics(m: Exposition, s: HealthServerStats): void {
+  m.family("egress_gateway_health_connections", "gauge", "Connections the health server holds open.");
+  m.sample("egress_gateway_health_connections", {}, s.open);
+  m.family(
+    "egress_gateway_health_connections_max",
+    "gauge",
+    "Most connections the health server holds: HEALTH_MAX_CONNECTIONS, lowered to fit under the fd limit.",
+  );
+  m.sample("egress_gateway_health_connections_max", {}, s.bound);
+  m.family(
+    "egress_gateway_health_open_files_limit",
+    "gauge",
+    "The open files limit (RLIMIT_NOFILE) in force.",
+  );
+  m.sample("egress_gateway_health_open_files_limit", {}, s.fdLimit);
+  m.family(
+    "egress_gateway_health_connections_shed_total",
+    "counter",
+    "Connections closed or requests refused by the health server's limits, by reason.",
+  );
+  for (const reason of SHED_REASONS) {
+    m.sample("egress_gateway_health_connections_shed_total", { reason }, s.shed[reason]);
+  }
 }
 
 function forEachTarget(

@@ -6,28 +6,103 @@
 // the port listens (~110 ms of module loading that would otherwise delay the
 // first accepted connection). Requests for fastify that arrive before it is
 // ready wait for it, in order.
+//
+// Any pod can reach the port, so the server is hardened against abuse: a
+// bounded connection table below the fd limit (./health-connections.ts),
+// short header and keep-alive timeouts, a small header limit, no request
+// bodies, and neither a failed accept nor a client error can end the process.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { FastifyInstance } from "fastify";
-import { LIVENESS, readinessAnswers, type Answer, type ReadinessAnswers } from "./health-answers.js";
 import type { ReadinessView } from "../readiness/readiness.js";
+import { connectionBound, FD_RESERVE, openFilesLimit } from "./fd-limit.js";
+import { LIVENESS, readinessAnswers, TEXT, type Answer, type ReadinessAnswers } from "./health-answers.js";
+import { HealthConnections, type ConnectionStats, type ShedReason } from "./health-connections.js";
+
+/** What an operator tunes (HEALTH_MAX_CONNECTIONS, HEALTH_HEADER_TIMEOUT, HEALTH_KEEPALIVE_TIMEOUT). */
+export interface HealthLimits {
+  /** Most connections held at once; lowered to fit under the open files limit. */
+  readonly maxConnections: number;
+  /** A complete request head must arrive within this time of connecting or of its first byte. */
+  readonly headerTimeoutMs: number;
+  /** Idle keep-alive connections are closed after this time. */
+  readonly keepAliveTimeoutMs: number;
+}
+
+export const DEFAULT_HEALTH_LIMITS: HealthLimits = Object.freeze({
+  maxConnections: 4096,
+  headerTimeoutMs: 3_000, // 3 s
+  keepAliveTimeoutMs: 5_000, // 5 s: pollers come every few seconds; fastify's 72 s would stall shutdown
+});
 
 export interface HealthServerOptions {
   readonly host: string;
   readonly port: number;
   readonly readiness: () => ReadinessView;
   readonly metrics: () => string;
+  readonly limits?: HealthLimits;
+  /** Descriptors kept free for the rest of the process; default FD_RESERVE. */
+  readonly fdReserve?: number;
+  /** A connection the kernel queued could not be accepted (EMFILE, ENFILE); the server goes on. */
+  readonly onAcceptError?: (error: NodeJS.ErrnoException) => void;
+}
+
+export interface HealthServerStats extends ConnectionStats {
+  /** The open files limit the bound was derived from. */
+  readonly fdLimit: number;
 }
 
 export interface HealthServer {
   readonly address: { readonly host: string; readonly port: number };
+  stats(): HealthServerStats;
   /** Stops accepting, ends idle keep-alive sockets, and waits at most `boundMs` for the rest. */
   close(boundMs?: number): Promise<void>;
 }
 
-const KEEP_ALIVE_TIMEOUT_MS = 5_000; // 5 s: pollers come every few seconds; fastify's 72 s would stall shutdown
-const CONNECTION_TIMEOUT_MS = 10_000; // 10 s: a stuck client cannot hold a socket for long
-const REQUEST_TIMEOUT_MS = 0; // none, as fastify sets it; the connection timeout bounds a request
+const MAX_HEADER_BYTES = 4_096; // 4 KiB: request line and headers; kubelet sends ~150 bytes
+const MAX_REQUESTS_PER_CONNECTION = 100; // a keep-alive poller reconnects after that; a pipelined flood is cut off
+const CONNECTION_TIMEOUT_MS = 10_000; // 10 s without a byte either way, e.g. a client that does not read its answer
+const TIMEOUT_CHECK_MS = 500; // 0.5 s: how often header timeouts are checked (Node's default is 30 s)
 const CLOSE_BOUND_MS = 2_000; // 2 s
+// The kernel's accept queue (capped by net.core.somaxconn, 4096 by default
+// since Linux 5.4): Node's 511 overflows when a flood's connections time out
+// together and come back at once, and an overflow drops kubelet's SYN too,
+// whose retransmit comes only after its 1 s timeout.
+const LISTEN_BACKLOG = 4_096;
+
+/** Whether a request carries a body: the health server reads none. */
+function hasBody(req: IncomingMessage): boolean {
+  const { headers } = req;
+  const length = headers["content-length"];
+  return (length !== undefined && length !== "0") || headers["transfer-encoding"] !== undefined;
+}
+
+const BODY_REFUSED = `request bodies are not accepted here\n`;
+
+/** 413 and close: the body is never parsed, and the connection ends once the answer is written. */
+function refuseBody(res: ServerResponse): void {
+  res.writeHead(413, {
+    "content-type": TEXT,
+    "content-length": Buffer.byteLength(BODY_REFUSED),
+    connection: "close",
+  });
+  res.end(BODY_REFUSED);
+}
+
+/** A request is being answered on this connection (Node keeps the response in flight there). */
+const answering = (socket: Socket): boolean =>
+  (socket as unknown as { _httpMessage?: unknown })._httpMessage != null;
+
+/** How a parser or timeout error on a connection is counted and answered; undefined: just close it. */
+function clientErrorAnswer(code: string | undefined): { reason: ShedReason; status: string } | undefined {
+  if (code === "ERR_HTTP_REQUEST_TIMEOUT") return { reason: "timeout", status: "408 Request Timeout" };
+  if (code === "HPE_HEADER_OVERFLOW") {
+    return { reason: "headers_too_large", status: "431 Request Header Fields Too Large" };
+  }
+  if (code?.startsWith("HPE_") === true) return { reason: "malformed", status: "400 Bad Request" };
+  return undefined;
+}
 
 /** Path of a request URL without its query, as fastify routes it. */
 function isPath(url: string | undefined, path: string): boolean {
@@ -62,7 +137,7 @@ function listen(server: Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const failed = (error: Error): void => reject(error);
     server.once("error", failed);
-    server.listen({ host, port }, () => {
+    server.listen({ host, port, backlog: LISTEN_BACKLOG }, () => {
       server.off("error", failed);
       resolve();
     });
@@ -70,19 +145,67 @@ function listen(server: Server, host: string, port: number): Promise<void> {
 }
 
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
+  const limits = options.limits ?? DEFAULT_HEALTH_LIMITS;
+  const fdLimit = openFilesLimit();
+  const connections = new HealthConnections<Socket>(
+    connectionBound(limits.maxConnections, fdLimit, options.fdReserve ?? FD_RESERVE),
+    answering,
+  );
   const readiness = readinessAnswers(options.readiness);
   const fastPath = probeFastPath(readiness);
   const toFastify: { route?: (req: IncomingMessage, res: ServerResponse) => void } = {};
   const waiting: [IncomingMessage, ServerResponse][] = [];
-  const server = createServer((req, res) => {
-    if (fastPath(req, res)) return;
-    if (toFastify.route) toFastify.route(req, res);
-    else waiting.push([req, res]);
-  });
-  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  const server = createServer(
+    {
+      maxHeaderSize: MAX_HEADER_BYTES,
+      headersTimeout: limits.headerTimeoutMs,
+      // No bodies are read, so a request is complete with its head.
+      requestTimeout: limits.headerTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      connectionsCheckingInterval: TIMEOUT_CHECK_MS,
+    },
+    (req, res) => {
+      if (hasBody(req)) {
+        connections.countShed("request_body");
+        refuseBody(res);
+        return;
+      }
+      if (fastPath(req, res)) return;
+      if (toFastify.route) toFastify.route(req, res);
+      else waiting.push([req, res]);
+    },
+  );
+  server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION;
   server.setTimeout(CONNECTION_TIMEOUT_MS);
+  // Past the limit Node answers each further pipelined request 503, which
+  // costs as much as answering it; the connection is closed instead.
+  server.on("dropRequest", (_req: IncomingMessage, socket: Socket) => {
+    if (socket.destroyed) return;
+    connections.countShed("requests_per_connection");
+    socket.destroy();
+  });
+  server.on("connection", (socket: Socket) => {
+    const held = connections.admit(socket, socket.remoteAddress ?? "");
+    socket.once("close", () => connections.closed(held));
+  });
+  // Replaces Node's default, which answers the same but counts nothing.
+  server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
+    const answer = clientErrorAnswer(error.code);
+    if (answer) {
+      connections.countShed(answer.reason);
+      if (socket.writable && !answering(socket as Socket)) {
+        socket.write(`HTTP/1.1 ${answer.status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      }
+    }
+    socket.destroy();
+  });
   await listen(server, options.host, options.port);
+  // After listening, the server's only errors are failed accepts: with no
+  // listener, one EMFILE would be an uncaught exception.
+  server.on("error", (error: NodeJS.ErrnoException) => {
+    connections.countShed("accept_error");
+    options.onAcceptError?.(error);
+  });
 
   let app: FastifyInstance;
   try {
@@ -101,6 +224,7 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
   const port = typeof bound === "object" && bound ? bound.port : options.port;
   return {
     address: { host: options.host, port },
+    stats: () => ({ ...connections.stats(), fdLimit }),
     async close(boundMs = CLOSE_BOUND_MS) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // fastify answers 503 from here on (return503OnClosing); it does not

@@ -1,0 +1,149 @@
+// One abuse run against a running gateway's health port, shared by the test
+// (CI sizes) and bench/health-abuse.ts (full sizes): kubelet's probe alone as
+// the baseline, then the same probe while lab/health-attack.ts attacks from
+// another address, then the attacker gone and the gateway's open fds and RSS
+// read again once its timeouts have closed what the attack left.
+import { readdirSync, readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { spawnAttack, type AttackCounts, type AttackPlan } from "./health-attack.js";
+import { pollReadiness, quantile, type PollResult } from "./kubelet-poller.js";
+
+export interface AbuseRunOptions {
+  readonly host: string;
+  readonly port: number;
+  /** The gateway's PID (node, after start-gateway.sh's exec). */
+  readonly pid: number;
+  readonly attack: Omit<AttackPlan, "host" | "port">;
+  readonly kubeletSource?: string;
+  readonly baselineMs: number;
+  /** How long kubelet is measured under attack, after the ramp. */
+  readonly attackMs: number;
+  /** Time the attacker gets to open its connections before kubelet is measured. */
+  readonly rampMs: number;
+  /** Longest wait for the open fds to return to the baseline after the attack. */
+  readonly settleTimeoutMs: number;
+}
+
+export interface PollSummary {
+  readonly sent: number;
+  readonly answered: number;
+  readonly answeredShare: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly failures: string;
+}
+
+export interface AbuseRunResult {
+  readonly baseline: PollSummary;
+  readonly attacked: PollSummary;
+  readonly fdsBefore: number;
+  readonly fdsPeak: number;
+  readonly fdsAfter: number;
+  /** From the attacker's exit to the fds back at the baseline (or the settle timeout). */
+  readonly settleMs: number;
+  readonly rssBeforeBytes: number;
+  readonly rssPeakBytes: number;
+  readonly rssAfterBytes: number;
+  /** The gateway's CPU seconds per second while kubelet was measured under attack (1 = one core). */
+  readonly attackCoreShare: number;
+  readonly attacker: AttackCounts & { held: number; heldPeak: number };
+  /** Whether the gateway process was alive at the end. */
+  readonly alive: boolean;
+}
+
+const SAMPLE_MS = 100;
+
+/** utime + stime of `pid`, in clock ticks (100 a second on Linux). */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]);
+}
+const TICKS_PER_SECOND = 100;
+
+export const openFds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+
+export function rssOf(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return readFileSync(`/proc/${pid}/status`, "utf8").includes("State:\tZ") === false;
+  } catch {
+    return false;
+  }
+}
+
+export function summarise(result: PollResult): PollSummary {
+  return {
+    sent: result.sent,
+    answered: result.answered,
+    answeredShare: result.sent === 0 ? 0 : result.answered / result.sent,
+    p50Ms: quantile(result.latenciesMs, 0.5),
+    p99Ms: quantile(result.latenciesMs, 0.99),
+    failures: [...result.failures].map(([why, n]) => `${why} ${n}`).join(", "),
+  };
+}
+
+export async function abuseRun(options: AbuseRunOptions): Promise<AbuseRunResult> {
+  const { host, port, pid } = options;
+  const kubelet = { host, port, ...(options.kubeletSource ? { sourceAddress: options.kubeletSource } : {}) };
+
+  const quiet = pollReadiness(kubelet);
+  await sleep(options.baselineMs);
+  const baseline = summarise(await quiet.stop());
+  const fdsBefore = openFds(pid);
+  const rssBeforeBytes = rssOf(pid);
+
+  let fdsPeak = fdsBefore;
+  let rssPeakBytes = rssBeforeBytes;
+  let heldPeak = 0;
+  const attack = spawnAttack({ host, port, ...options.attack });
+  const sampler = setInterval(() => {
+    if (!isAlive(pid)) return;
+    fdsPeak = Math.max(fdsPeak, openFds(pid));
+    rssPeakBytes = Math.max(rssPeakBytes, rssOf(pid));
+    heldPeak = Math.max(heldPeak, attack.last().held);
+  }, SAMPLE_MS);
+  let attacked: PollSummary;
+  let attackCoreShare = Number.NaN;
+  let attacker: AttackCounts & { held: number };
+  try {
+    await sleep(options.rampMs);
+    const ticks = cpuTicks(pid);
+    const underAttack = pollReadiness(kubelet);
+    await sleep(options.attackMs);
+    attackCoreShare = (cpuTicks(pid) - ticks) / TICKS_PER_SECOND / (options.attackMs / 1000);
+    attacked = summarise(await underAttack.stop());
+  } finally {
+    clearInterval(sampler);
+    attacker = await attack.stop();
+  }
+
+  const stoppedAt = performance.now();
+  let fdsAfter = isAlive(pid) ? openFds(pid) : 0;
+  while (isAlive(pid) && fdsAfter > fdsBefore && performance.now() - stoppedAt < options.settleTimeoutMs) {
+    await sleep(SAMPLE_MS);
+    fdsAfter = openFds(pid);
+  }
+  const settleMs = performance.now() - stoppedAt;
+  const alive = isAlive(pid);
+  return {
+    baseline,
+    attacked,
+    fdsBefore,
+    fdsPeak,
+    fdsAfter,
+    settleMs,
+    rssBeforeBytes,
+    rssPeakBytes,
+    rssAfterBytes: alive ? rssOf(pid) : 0,
+    attackCoreShare,
+    attacker: { ...attacker, heldPeak },
+    alive,
+  };
+}
