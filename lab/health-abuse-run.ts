@@ -4,6 +4,7 @@
 // another address, then the attacker gone and the gateway's open fds and RSS
 // read again once its timeouts have closed what the attack left.
 import { readdirSync, readFileSync } from "node:fs";
+import { getPriority, setPriority } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { spawnAttack, type AttackCounts, type AttackPlan } from "./health-attack.js";
 import { pollReadiness, quantile, type PollResult } from "./kubelet-poller.js";
@@ -18,10 +19,18 @@ export interface AbuseRunOptions {
   readonly baselineMs: number;
   /** How long kubelet is measured under attack, after the ramp. */
   readonly attackMs: number;
-  /** Time the attacker gets to open its connections before kubelet is measured. */
+  /** kubelet is measured once the attacker holds this many connections (it starts slowly on a busy machine)... */
+  readonly holding: number;
+  /** ...and this much later. */
   readonly rampMs: number;
   /** Longest wait for the open fds to return to the baseline after the attack. */
   readonly settleTimeoutMs: number;
+  /**
+   * Scheduling priority (nice) of the gateway, the attacker and this process
+   * (kubelet) for the run, all alike: on a machine shared with unrelated work
+   * it stands in for the CPU the pods' requests would reserve. Default: as started.
+   */
+  readonly nice?: number;
 }
 
 export interface PollSummary {
@@ -52,6 +61,7 @@ export interface AbuseRunResult {
 }
 
 const SAMPLE_MS = 100;
+const HOLDING_TIMEOUT_MS = 30_000;
 
 /** utime + stime of `pid`, in clock ticks (100 a second on Linux). */
 function cpuTicks(pid: number): number {
@@ -93,6 +103,23 @@ export async function abuseRun(options: AbuseRunOptions): Promise<AbuseRunResult
   const { host, port, pid } = options;
   const kubelet = { host, port, ...(options.kubeletSource ? { sourceAddress: options.kubeletSource } : {}) };
 
+  const ownNice = getPriority();
+  if (options.nice !== undefined) {
+    setPriority(pid, options.nice);
+    setPriority(options.nice);
+  }
+  try {
+    return await measured(options, kubelet);
+  } finally {
+    setPriority(ownNice);
+  }
+}
+
+async function measured(
+  options: AbuseRunOptions,
+  kubelet: { host: string; port: number; sourceAddress?: string },
+): Promise<AbuseRunResult> {
+  const { host, port, pid } = options;
   const quiet = pollReadiness(kubelet);
   await sleep(options.baselineMs);
   const baseline = summarise(await quiet.stop());
@@ -103,6 +130,7 @@ export async function abuseRun(options: AbuseRunOptions): Promise<AbuseRunResult
   let rssPeakBytes = rssBeforeBytes;
   let heldPeak = 0;
   const attack = spawnAttack({ host, port, ...options.attack });
+  if (options.nice !== undefined) setPriority(attack.pid, options.nice);
   const sampler = setInterval(() => {
     if (!isAlive(pid)) return;
     fdsPeak = Math.max(fdsPeak, openFds(pid));
@@ -113,6 +141,7 @@ export async function abuseRun(options: AbuseRunOptions): Promise<AbuseRunResult
   let attackCoreShare = Number.NaN;
   let attacker: AttackCounts & { held: number };
   try {
+    await attack.holding(options.holding, HOLDING_TIMEOUT_MS);
     await sleep(options.rampMs);
     const ticks = cpuTicks(pid);
     const underAttack = pollReadiness(kubelet);
