@@ -278,7 +278,7 @@ describe("parseConfig accepts", () => {
       },
       gateway,
     );
-    assert.deepEqual(config.health, { port: 0, listenAddress: "::", datastoreTimeoutMs: 90_000 });
+    assert.deepEqual(config.health, { ...DEFAULTS.health, port: 0, listenAddress: "::" });
     assert.equal(config.daemonSocketPath, "/run/x/socket");
     assert.equal(config.drainMs, 0);
   });
