@@ -21,7 +21,7 @@ import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { abuseRun, type AbuseRunResult } from "../lab/health-abuse-run.js";
 import { probeOnce } from "../lab/kubelet-poller.js";
-import { ensureBuilt, freePort, startGatewayProcess } from "../test/helpers/gateway-process.js";
+import { ensureBuilt, freePort, startGatewayProcess } from "../lab/gateway-process.js";
 import { waitForComm } from "./support/proc.js";
 import {
   cleanupOnSignal,

@@ -21,7 +21,7 @@ import {
   ROOT,
   startGatewayProcess,
   type GatewayProcess,
-} from "./helpers/gateway-process.js";
+} from "../lab/gateway-process.js";
 
 const HOST = "127.0.0.1";
 const MiB = 2 ** 20;
