@@ -409,7 +409,7 @@ describe("parseConfig refuses", () => {
   for (const { env, options = gateway, variable, says } of cases) {
     it(`${variable}: ${JSON.stringify(env)}`, () => {
       const error = configError(() => parseConfig(env, options));
-      assert.equal(error.code, "CONFIG_INVALID");
+      assert.equal(error.code, "EGW_ERR_CONFIG_INVALID");
       assert.equal(error.variable, variable);
       assert.equal(error.value, env[variable] ?? "");
       assert.ok(error.message.startsWith(`${variable}=`), error.message);

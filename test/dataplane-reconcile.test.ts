@@ -248,7 +248,7 @@ describe("return-path reconcile in a pod namespace", () => {
     assert.equal(dataplane().ready, false);
     assert.match(
       dataplane().detail,
-      /^reconcile failed \(DATAPLANE_READ_FAILED\): .*vxlan0.*; retry in \d+ms$/,
+      /^reconcile failed \(EGW_ERR_DATAPLANE_READ_FAILED\): .*vxlan0.*; retry in \d+ms$/,
     );
     // 20 + 40 + 80 + 160 ms of backoff before the fifth attempt.
     assert.ok(elapsed >= 300, `5 attempts took ${elapsed} ms`);

@@ -113,7 +113,7 @@ describe("return-path scheduling", () => {
     path.update(snapshot(1));
     await clock.advanceAsync(1);
     assert.equal(path.state().failures, 1);
-    assert.match(dataplane().detail, /DATAPLANE_READ_FAILED.*vxlan0.*retry in 100ms/);
+    assert.match(dataplane().detail, /EGW_ERR_DATAPLANE_READ_FAILED.*vxlan0.*retry in 100ms/);
     const attemptsAt: number[] = [];
     for (let t = 0; t < 40_000 && attemptsAt.length < 9; t += 10) {
       const before = path.state().failures;
@@ -143,7 +143,7 @@ describe("return-path scheduling", () => {
     assert.deepEqual(warnings, ["return-path reconcile failed; retrying"]);
     assert.equal(
       dataplane().detail,
-      "reconcile failed (DATAPLANE_APPLY_FAILED): 2 batch command(s) failed: ip: Error: Nexthop has invalid gateway.; retry in 100ms",
+      "reconcile failed (EGW_ERR_DATAPLANE_APPLY_FAILED): 2 batch command(s) failed: ip: Error: Nexthop has invalid gateway.; retry in 100ms",
     );
     kernel.rejecting = undefined;
     await clock.advanceAsync(100);
@@ -206,7 +206,7 @@ describe("return-path scheduling", () => {
       vni: 4097,
     };
     assert.throws(() => createReturnPath({ ...base, ourIPv4: "2001:db8::1" }), {
-      code: "DATAPLANE_INVALID_OPTION",
+      code: "EGW_ERR_INVALID_OPTION",
       message: 'ourIPv4 must be an IPv4 address, got "2001:db8::1"',
     });
     assert.throws(() => createReturnPath({ ...base, ourIPv4: OUR_IP, vni: 0 }), {

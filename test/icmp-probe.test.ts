@@ -360,7 +360,7 @@ describe("ICMP prober without NET_RAW", () => {
   const lab = new Lab("icmpcap");
   after(() => lab.destroy());
 
-  it("refuses to start with ICMP_PERMISSION and a message naming the capability; the process lives on", async () => {
+  it("refuses to start with EGW_ERR_ICMP_PERMISSION and a message naming the capability; the process lives on", async () => {
     const ns = lab.ns("prober");
     const outcome = await runProbes(ns, { probes: [{ target: "127.0.0.1", deadlineMs: 200 }] }, [
       "setpriv",
@@ -371,8 +371,8 @@ describe("ICMP prober without NET_RAW", () => {
       "--",
     ]);
     assert.ok("error" in outcome.report, JSON.stringify(outcome.report));
-    assert.equal(outcome.report.error.code, "ICMP_PERMISSION");
-    assert.equal(outcome.report.error.name, "IcmpProberError");
+    assert.equal(outcome.report.error.code, "EGW_ERR_ICMP_PERMISSION");
+    assert.equal(outcome.report.error.name, "IcmpPermissionError");
     assert.match(outcome.report.error.message, /NET_RAW capability/);
     assert.equal(outcome.exitCode, 0);
   });

@@ -118,17 +118,17 @@ for (const backend of BACKENDS) {
         const run = await runInit(lab.gateway, { ...env, ...bad });
         assertOneLineFailure(run, 2, /configuration error: \S+=".*" /);
       }
-      assertOneLineFailure(await runInit(lab.gateway, env, { args: ["--bogus"] }), 2, /INIT_USAGE/);
+      assertOneLineFailure(await runInit(lab.gateway, env, { args: ["--bogus"] }), 2, /EGW_ERR_INIT_USAGE/);
       assert.equal(dumpState(lab.gateway), before);
     });
 
     it("refuses a namespace without eth0, or a pod IP that is not on eth0 (exit 3), changing nothing", async () => {
       const nodeBefore = dumpState(lab.node);
-      assertOneLineFailure(await runInit(lab.node, env), 3, /INIT_NO_ETH0: eth0 does not exist/);
+      assertOneLineFailure(await runInit(lab.node, env), 3, /EGW_ERR_INIT_NO_ETH0: eth0 does not exist/);
       assert.equal(dumpState(lab.node), nodeBefore);
       const before = dumpState(lab.gateway);
       const wrongIp = await runInit(lab.gateway, { ...env, EGRESS_POD_IPS: "198.51.100.99" });
-      assertOneLineFailure(wrongIp, 3, /INIT_POD_IP_NOT_ON_ETH0: the pod IP 198\.51\.100\.99/);
+      assertOneLineFailure(wrongIp, 3, /EGW_ERR_INIT_POD_IP_NOT_ON_ETH0: the pod IP 198\.51\.100\.99/);
       assert.equal(dumpState(lab.gateway), before);
     });
 
@@ -140,7 +140,7 @@ for (const backend of BACKENDS) {
       assertOneLineFailure(
         run,
         4,
-        /INIT_NO_PRIVILEGE: cannot run step 1 \(Install .*CAP_NET_ADMIN.*run the init container privileged/,
+        /EGW_ERR_INIT_NO_PRIVILEGE: cannot run step 1 \(Install .*CAP_NET_ADMIN.*run the init container privileged/,
       );
       assert.equal(dumpState(lab.gateway), before);
     });
@@ -312,7 +312,7 @@ for (const backend of BACKENDS) {
         assertOneLineFailure(
           failed,
           1,
-          /INIT_APPLY_FAILED: step \d \(Create vxlan0\) failed: ip -batch -: .*VNI already exists/,
+          /EGW_ERR_INIT_APPLY_FAILED: step \d \(Create vxlan0\) failed: ip -batch -: .*VNI already exists/,
         );
       } finally {
         lab.gateway.ip("link", "del", "vxlanx");

@@ -367,7 +367,7 @@ describe("dataplane choice", () => {
           initConfig({ dataplane: "iptables", iptablesBackend: "legacy" }),
           detected({ iptables: { nft: emptyIptables(), legacy: broken } }),
         ),
-      "INIT_NO_DATAPLANE",
+      "EGW_ERR_INIT_NO_DATAPLANE",
       3,
       /IPTABLES_BACKEND=legacy, but iptables-legacy does not work here \(iptables-legacy-save is not installed\)/,
     );
@@ -377,7 +377,7 @@ describe("dataplane choice", () => {
     } as const;
     throwsInit(
       () => planInit(initConfig({ dataplane: "nftables" }), detected({ nft: nftFails })),
-      "INIT_NO_DATAPLANE",
+      "EGW_ERR_INIT_NO_DATAPLANE",
       3,
     );
   });
@@ -415,7 +415,7 @@ describe("validation before any change", () => {
   it("refuses a namespace without eth0 (exit 3)", () => {
     throwsInit(
       () => planInit(initConfig(), detected({ links: [] })),
-      "INIT_NO_ETH0",
+      "EGW_ERR_INIT_NO_ETH0",
       3,
       /eth0 does not exist/,
     );
@@ -424,7 +424,7 @@ describe("validation before any change", () => {
   it("refuses a pod IP that eth0 does not have (exit 3)", () => {
     throwsInit(
       () => planInit(initConfig({ podIPv4: "198.51.100.9" }), detected()),
-      "INIT_POD_IP_NOT_ON_ETH0",
+      "EGW_ERR_INIT_POD_IP_NOT_ON_ETH0",
       3,
       /the pod IP 198\.51\.100\.9 .* is not an address of eth0/,
     );
@@ -432,7 +432,7 @@ describe("validation before any change", () => {
 
   it("refuses unknown arguments (exit 2)", () => {
     assert.deepEqual(parseArgs(["--dry-run"]), { dryRun: true, help: false });
-    throwsInit(() => parseArgs(["--force"]), "INIT_USAGE", 2, /unknown argument "--force"/);
+    throwsInit(() => parseArgs(["--force"]), "EGW_ERR_INIT_USAGE", 2, /unknown argument "--force"/);
   });
 
   it("preflight names the first step that lacks a privilege, and the fix (exit 4)", () => {
@@ -440,13 +440,13 @@ describe("validation before any change", () => {
     preflight(plan, { netAdmin: true, procSysProblem: undefined });
     throwsInit(
       () => preflight(plan, { netAdmin: false, procSysProblem: undefined }),
-      "INIT_NO_PRIVILEGE",
+      "EGW_ERR_INIT_NO_PRIVILEGE",
       4,
       /^cannot run step 1 \(Install the SNAT with fully random ports 1024-65535, MSS clamp and ICMPv6-redirect drop rules\): the process lacks CAP_NET_ADMIN; run the init container privileged/,
     );
     throwsInit(
       () => preflight(plan, { netAdmin: true, procSysProblem: "EROFS: read-only file system" }),
-      "INIT_NO_PRIVILEGE",
+      "EGW_ERR_INIT_NO_PRIVILEGE",
       4,
       /^cannot run step 2 \(Turn conntrack accounting and timestamps on\): \/proc\/sys is not writable \(EROFS: read-only file system\); run the init/,
     );

@@ -1,5 +1,6 @@
 // The one error configuration parsing throws. Its message is a single line an
 // operator can act on: which variable, the value it got, what is wrong, what to write.
+import { EgressGatewayError } from "../errors.js";
 
 /** Longest part of a value shown in a message; env values can be whole files by mistake. */
 const MAX_SHOWN_CHARS = 200;
@@ -19,9 +20,8 @@ export interface ConfigProblem {
   readonly expected: string;
 }
 
-export class ConfigError extends Error {
-  readonly code = "CONFIG_INVALID";
-  override readonly name = "ConfigError";
+export class ConfigError extends EgressGatewayError {
+  readonly code = "EGW_ERR_CONFIG_INVALID";
   readonly variable: string;
   readonly value: string;
   readonly expected: string;

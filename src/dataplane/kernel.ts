@@ -18,7 +18,7 @@ import { runCommand, type CommandResult, type CommandRunner } from "../exec/run-
 import { parseIpv4Cidr } from "../ip/cidr.js";
 import { POD_DEVICE, VXLAN_DEVICE } from "../pod-network/devices.js";
 import { isNodeMac } from "../pod-network/mac.js";
-import { DataplaneError } from "./errors.js";
+import { DataplaneApplyError, DataplaneReadError } from "./errors.js";
 import {
   RETURN_PATH_PROTO,
   type Changes,
@@ -35,9 +35,9 @@ export interface KernelView {
 }
 
 export interface Kernel {
-  /** Throws DataplaneError DATAPLANE_READ_FAILED. */
+  /** Throws DataplaneReadError. */
   read(): Promise<KernelView>;
-  /** Applies every line it can; throws DataplaneError DATAPLANE_APPLY_FAILED naming what failed. */
+  /** Applies every line it can; throws DataplaneApplyError naming what failed. */
   apply(changes: Changes): Promise<void>;
 }
 
@@ -159,7 +159,7 @@ export function createKernel(options: KernelOptions): Kernel {
     const result = await run(argv);
     if (!result.ok) {
       const what = argv.filter((a) => a !== "-n" && a !== options.netns).join(" ");
-      throw new DataplaneError("DATAPLANE_READ_FAILED", `${what}: ${complaints(result).join("; ")}`);
+      throw new DataplaneReadError(`${what}: ${complaints(result).join("; ")}`);
     }
     return result.stdout;
   };
@@ -182,7 +182,7 @@ export function createKernel(options: KernelOptions): Kernel {
           podGateway: parseDefaultGateway(defaults),
         };
       } catch (error) {
-        throw new DataplaneError("DATAPLANE_READ_FAILED", `unexpected output: ${String(error)}`);
+        throw new DataplaneReadError(`unexpected output: ${String(error)}`);
       }
     },
 
@@ -203,10 +203,7 @@ export function createKernel(options: KernelOptions): Kernel {
       if (failed.length === 0) return;
       const shown = [...new Set(failed)].slice(0, MAX_REPORTED_ERRORS);
       const more = failed.length > shown.length ? ` (and ${failed.length - shown.length} more)` : "";
-      throw new DataplaneError(
-        "DATAPLANE_APPLY_FAILED",
-        `${rejected} batch command(s) failed: ${shown.join("; ")}${more}`,
-      );
+      throw new DataplaneApplyError(`${rejected} batch command(s) failed: ${shown.join("; ")}${more}`);
     },
   };
 }

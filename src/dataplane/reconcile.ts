@@ -7,7 +7,7 @@
 import type { RouteSnapshot } from "../sync/types.js";
 import { desiredState } from "./desired.js";
 import { changeCount, diff } from "./diff.js";
-import { DataplaneError } from "./errors.js";
+import { NoPodGatewayError } from "./errors.js";
 import type { Kernel, KernelView } from "./kernel.js";
 import type { DesiredState } from "./types.js";
 
@@ -47,8 +47,7 @@ export class Reconciler {
     try {
       const known = this.known ?? (await this.kernel.read());
       if (known.podGateway === undefined) {
-        throw new DataplaneError(
-          "DATAPLANE_NO_POD_GATEWAY",
+        throw new NoPodGatewayError(
           "the pod has no IPv4 default route; exit routes for tunnel addresses need its gateway",
         );
       }

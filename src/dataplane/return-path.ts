@@ -14,7 +14,8 @@ import { POD_DEVICE } from "../pod-network/devices.js";
 import { COMPONENT } from "../readiness/components.js";
 import type { Component } from "../readiness/readiness.js";
 import type { RouteSnapshot } from "../sync/types.js";
-import { DataplaneError, type DataplaneErrorCode } from "./errors.js";
+import { errorMessage, InvalidOptionError } from "../errors.js";
+import { DataplaneError, UNEXPECTED_ERROR_CODE } from "./errors.js";
 import { createKernel } from "./kernel.js";
 import { Reconciler, type PassResult } from "./reconcile.js";
 import type { DesiredState, Skipped } from "./types.js";
@@ -78,13 +79,10 @@ export interface ReturnPath {
 export function createReturnPath(options: ReturnPathOptions): ReturnPath {
   const { clock, log, ourIPv4, vni } = options;
   if (parseIpv4(ourIPv4) === undefined) {
-    throw new DataplaneError(
-      "DATAPLANE_INVALID_OPTION",
-      `ourIPv4 must be an IPv4 address, got ${JSON.stringify(ourIPv4)}`,
-    );
+    throw new InvalidOptionError(`ourIPv4 must be an IPv4 address, got ${JSON.stringify(ourIPv4)}`);
   }
   if (!Number.isInteger(vni) || vni < 1 || vni > 16_777_215) {
-    throw new DataplaneError("DATAPLANE_INVALID_OPTION", `vni must be an integer in 1..16777215, got ${vni}`);
+    throw new InvalidOptionError(`vni must be an integer in 1..16777215, got ${vni}`);
   }
   const settings = {
     resyncIntervalMs: options.resyncIntervalMs ?? 60_000, // 60 s
@@ -201,8 +199,8 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
       settings.backoffMaxMs,
       settings.backoffInitialMs * 2 ** Math.min(consecutiveFailures - 1, 30),
     );
-    const code: DataplaneErrorCode = error instanceof DataplaneError ? error.code : "DATAPLANE_UNEXPECTED";
-    const detail = error instanceof Error ? error.message : String(error);
+    const code = error instanceof DataplaneError ? error.code : UNEXPECTED_ERROR_CODE;
+    const detail = errorMessage(error);
     log.warn(
       { component: COMPONENT.dataplane, code, detail, failures: consecutiveFailures, retryInMs },
       "return-path reconcile failed; retrying",

@@ -1,6 +1,7 @@
 // Entry point of the gateway container (/start-gateway.sh execs this file).
 import { systemClock } from "../clock.js";
 import { loadConfigOrExit } from "../config/index.js";
+import { errorMessage } from "../errors.js";
 import { startGateway, type Gateway } from "./gateway.js";
 import { createLogger, type Logger } from "./log.js";
 
@@ -71,7 +72,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
 
 function exitOnStartFailure(log: Logger, error: unknown): never {
   const code = (error as { code?: unknown }).code;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   const hint =
     code === "EADDRINUSE"
       ? "another process holds the port; choose another HEALTH_PORT"

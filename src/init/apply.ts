@@ -1,6 +1,6 @@
 // Carries out the plan's steps in order and stops at the first failure, which
 // becomes one line naming the step, the command and what it said.
-import { InitError, looksLikePrivilegeProblem, oneLine, PRIVILEGE_HINT } from "./errors.js";
+import { ApplyFailedError, looksLikePrivilegeProblem, oneLine, PRIVILEGE_HINT } from "./errors.js";
 import { runCommand } from "../exec/run-command.js";
 import { describeFsError, sysctlPath, writeSysctl } from "./sysctl.js";
 import type { InitPlan, Step } from "./types.js";
@@ -27,10 +27,7 @@ async function applyStep(number: number, step: Step): Promise<void> {
 
 function fail(number: number, step: Step, detail: string): never {
   const hint = looksLikePrivilegeProblem(detail) ? `; ${PRIVILEGE_HINT}` : "";
-  throw new InitError(
-    "INIT_APPLY_FAILED",
-    `step ${number} (${firstClause(step.title)}) failed: ${detail}${hint}`,
-  );
+  throw new ApplyFailedError(`step ${number} (${firstClause(step.title)}) failed: ${detail}${hint}`);
 }
 
 /** Step titles can be long; the error line names the step by its first clause. */

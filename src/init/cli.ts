@@ -1,5 +1,5 @@
 // The command line of init-gateway.sh: everything else comes from the environment.
-import { InitError } from "./errors.js";
+import { InitUsageError } from "./errors.js";
 
 export interface InitArgs {
   readonly dryRun: boolean;
@@ -27,10 +27,7 @@ export function parseArgs(argv: readonly string[]): InitArgs {
     if (arg === "--dry-run") dryRun = true;
     else if (arg === "-h" || arg === "--help") help = true;
     else
-      throw new InitError(
-        "INIT_USAGE",
-        `unknown argument ${JSON.stringify(arg)}; usage: init-gateway.sh [--dry-run]`,
-      );
+      throw new InitUsageError(`unknown argument ${JSON.stringify(arg)}; usage: init-gateway.sh [--dry-run]`);
   }
   return { dryRun, help };
 }

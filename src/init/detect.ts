@@ -3,7 +3,7 @@
 // CAP_NET_ADMIN are skipped without it and reported as "unknown", so that a dry
 // run by an ordinary user still gets a plan (with its assumptions stated).
 import { readFile } from "node:fs/promises";
-import { InitError, oneLine } from "./errors.js";
+import { DetectFailedError, oneLine } from "./errors.js";
 import { runCommand } from "../exec/run-command.js";
 import { parseIptablesSave } from "./iptables-save.js";
 import { parseLinks } from "./links.js";
@@ -44,15 +44,11 @@ export async function detect(families: readonly Family[]): Promise<Detected> {
 async function detectLinks(): Promise<Detected["links"]> {
   const result = await runCommand(["ip", "-d", "-j", "addr", "show"]);
   if (!result.ok)
-    throw new InitError(
-      "INIT_DETECT_FAILED",
-      `listing links failed: ip -d -j addr show: ${oneLine(result.stderr)}`,
-    );
+    throw new DetectFailedError(`listing links failed: ip -d -j addr show: ${oneLine(result.stderr)}`);
   try {
     return parseLinks(result.stdout);
   } catch {
-    throw new InitError(
-      "INIT_DETECT_FAILED",
+    throw new DetectFailedError(
       "listing links failed: ip -d -j addr show printed no JSON array (iproute2 too old?)",
     );
   }

@@ -1,5 +1,6 @@
 // Every failure the init program reports, in one catalogue. Each is one line an
 // operator can act on, with a stable code and the exit status it maps to.
+import { EgressGatewayError } from "../errors.js";
 
 /** Exit statuses of init-gateway.sh (2 is shared with configuration errors, see src/config). */
 export const EXIT = {
@@ -14,33 +15,53 @@ export const EXIT = {
   privilege: 4,
 } as const;
 
-const CODES = {
-  INIT_USAGE: EXIT.usage,
-  INIT_NO_ETH0: EXIT.precondition,
-  INIT_POD_IP_NOT_ON_ETH0: EXIT.precondition,
-  INIT_NO_DATAPLANE: EXIT.precondition,
-  INIT_DETECT_FAILED: EXIT.failed,
-  INIT_NO_PRIVILEGE: EXIT.privilege,
-  INIT_APPLY_FAILED: EXIT.failed,
-  INIT_VERIFY_FAILED: EXIT.failed,
-} as const;
-
-export type InitErrorCode = keyof typeof CODES;
-
 /** What a container needs when the kernel says no. */
 export const PRIVILEGE_HINT = "run the init container privileged (securityContext.privileged: true)";
 
-export class InitError extends Error {
-  override readonly name = "InitError";
-  readonly exitCode: number;
+/** Every failure init reports: one class each, with the exit status it maps to. */
+export abstract class InitError extends EgressGatewayError {
+  abstract readonly exitCode: number;
+}
 
-  constructor(
-    readonly code: InitErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.exitCode = CODES[code];
-  }
+export class InitUsageError extends InitError {
+  readonly code = "EGW_ERR_INIT_USAGE";
+  readonly exitCode = EXIT.usage;
+}
+
+export class NoEth0Error extends InitError {
+  readonly code = "EGW_ERR_INIT_NO_ETH0";
+  readonly exitCode = EXIT.precondition;
+}
+
+export class PodIpNotOnEth0Error extends InitError {
+  readonly code = "EGW_ERR_INIT_POD_IP_NOT_ON_ETH0";
+  readonly exitCode = EXIT.precondition;
+}
+
+/** No rule tool (nft, iptables-nft, iptables-legacy) that was asked for, or none at all, works. */
+export class NoRuleToolError extends InitError {
+  readonly code = "EGW_ERR_INIT_NO_DATAPLANE";
+  readonly exitCode = EXIT.precondition;
+}
+
+export class DetectFailedError extends InitError {
+  readonly code = "EGW_ERR_INIT_DETECT_FAILED";
+  readonly exitCode = EXIT.failed;
+}
+
+export class NoPrivilegeError extends InitError {
+  readonly code = "EGW_ERR_INIT_NO_PRIVILEGE";
+  readonly exitCode = EXIT.privilege;
+}
+
+export class ApplyFailedError extends InitError {
+  readonly code = "EGW_ERR_INIT_APPLY_FAILED";
+  readonly exitCode = EXIT.failed;
+}
+
+export class VerifyFailedError extends InitError {
+  readonly code = "EGW_ERR_INIT_VERIFY_FAILED";
+  readonly exitCode = EXIT.failed;
 }
 
 const MAX_DETAIL_CHARS = 400;

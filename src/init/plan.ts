@@ -13,7 +13,7 @@
 import type { Config } from "../config/index.js";
 import { POD_DEVICE, VXLAN_DEVICE } from "../pod-network/devices.js";
 import { vxlanMac } from "../pod-network/mac.js";
-import { InitError } from "./errors.js";
+import { NoEth0Error, PodIpNotOnEth0Error } from "./errors.js";
 import { ruleSteps } from "./plan-rules.js";
 import { chooseDataplane } from "./rule-backend.js";
 import { FAMILIES, familyName, MSS_HEADROOM, type RuleIntent } from "./rules.js";
@@ -89,8 +89,7 @@ function findEgressDevice(links: readonly LinkInfo[]): LinkInfo {
   const eth0 = links.find((link) => link.name === POD_DEVICE);
   if (eth0 === undefined) {
     const names = links.map((link) => link.name).join(", ") || "none";
-    throw new InitError(
-      "INIT_NO_ETH0",
+    throw new NoEth0Error(
       `${POD_DEVICE} does not exist in this network namespace (devices: ${names}); ` +
         "run the init container in the gateway pod",
     );
@@ -107,8 +106,7 @@ function checkPodAddresses(
     const address = pod[family];
     if (address === undefined || eth0.addresses.some((a) => a.address === address)) continue;
     const has = eth0.addresses.map((a) => a.address).join(", ") || "no address";
-    throw new InitError(
-      "INIT_POD_IP_NOT_ON_ETH0",
+    throw new PodIpNotOnEth0Error(
       `the pod IP ${address} (EGRESS_POD_IPS/EGRESS_POD_IP) is not an address of ${POD_DEVICE} ` +
         `(it has ${has}); set it from the downward API (status.podIP, status.podIPs)`,
     );

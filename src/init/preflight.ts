@@ -2,7 +2,7 @@
 // missing privilege is reported against the first step that needs it, so that
 // nothing is half done.
 import { firstClause } from "./apply.js";
-import { InitError, PRIVILEGE_HINT } from "./errors.js";
+import { NoPrivilegeError, PRIVILEGE_HINT } from "./errors.js";
 import type { InitPlan, Privilege } from "./types.js";
 
 export function preflight(plan: InitPlan, privilege: Privilege): void {
@@ -17,8 +17,5 @@ export function preflight(plan: InitPlan, privilege: Privilege): void {
   if (first === undefined) return;
   const step = plan.steps[first.index];
   const name = step === undefined ? "" : ` (${firstClause(step.title)})`;
-  throw new InitError(
-    "INIT_NO_PRIVILEGE",
-    `cannot run step ${first.index + 1}${name}: ${first.why}; ${PRIVILEGE_HINT}`,
-  );
+  throw new NoPrivilegeError(`cannot run step ${first.index + 1}${name}: ${first.why}; ${PRIVILEGE_HINT}`);
 }

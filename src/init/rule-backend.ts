@@ -2,7 +2,7 @@
 // native nftables when `nft` works, else the iptables flavour that already has
 // rules (as kubernetes' iptables-wrapper decides), else iptables-nft.
 import type { Config } from "../config/index.js";
-import { InitError } from "./errors.js";
+import { NoRuleToolError } from "./errors.js";
 import type { Dataplane, Detected, IptablesFlavour, ToolState } from "./types.js";
 
 export interface DataplaneChoice {
@@ -16,8 +16,7 @@ export function chooseDataplane(config: Choice, detected: Detected): DataplaneCh
   const nft = detected.nft.tool;
   if (config.dataplane === "nftables") {
     if (nft.state === "fails") {
-      throw new InitError(
-        "INIT_NO_DATAPLANE",
+      throw new NoRuleToolError(
         `DATAPLANE=nftables, but nft does not work here (${nft.reason}); set DATAPLANE=iptables or auto`,
       );
     }
@@ -50,8 +49,7 @@ function chooseFlavour(
   if (backend !== "auto") {
     const tool = detected.iptables[backend].tool;
     if (tool.state === "fails") {
-      throw new InitError(
-        "INIT_NO_DATAPLANE",
+      throw new NoRuleToolError(
         `IPTABLES_BACKEND=${backend}, but iptables-${backend} does not work here (${tool.reason}); ` +
           "set IPTABLES_BACKEND=auto or use an image with it installed",
       );
@@ -69,8 +67,7 @@ function chooseFlavour(
     };
   }
   if (nftTool.state === "fails") {
-    throw new InitError(
-      "INIT_NO_DATAPLANE",
+    throw new NoRuleToolError(
       `no rule tool works here: nft (${reason(detected.nft.tool)}), iptables-nft (${nftTool.reason}), ` +
         `iptables-legacy (${reason(legacyTool)}); the image needs nftables or iptables`,
     );

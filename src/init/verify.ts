@@ -1,7 +1,7 @@
 // Reads back what the plan promised (sysctls, vxlan0, rules) and reports every
 // difference. The comparisons are pure functions over the tools' output; only
 // `verifyPlan` reads the kernel.
-import { InitError, oneLine } from "./errors.js";
+import { oneLine, VerifyFailedError } from "./errors.js";
 import { runCommand } from "../exec/run-command.js";
 import { jumpPositions, parseIptablesSave } from "./iptables-save.js";
 import { parseLinks } from "./links.js";
@@ -21,7 +21,7 @@ export async function verifyPlan(plan: InitPlan): Promise<void> {
   const checks = await Promise.all([verifySysctls(plan), verifyLink(plan), verifyRules(plan)]);
   const problems = checks.flat();
   if (problems.length > 0) {
-    throw new InitError("INIT_VERIFY_FAILED", `read-back differs from the plan: ${problems.join("; ")}`);
+    throw new VerifyFailedError(`read-back differs from the plan: ${problems.join("; ")}`);
   }
 }
 

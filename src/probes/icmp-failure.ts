@@ -1,5 +1,6 @@
 // Every way an ICMP probe can fail, in one place: a stable code for machines
 // and one line for operators.
+import { EgressGatewayError, errorMessage } from "../errors.js";
 import type { ProbeFailure } from "./types.js";
 import type { IpFamily } from "../ip/address.js";
 import { describeEchoError, type EchoError } from "./icmp-packet.js";
@@ -21,15 +22,16 @@ export interface IcmpFailure extends ProbeFailure {
   readonly code: IcmpFailureCode;
 }
 
-/** Thrown by createIcmpProber (and only there): the prober cannot work at all. */
-export class IcmpProberError extends Error {
-  constructor(
-    readonly code: "ICMP_PERMISSION" | "ICMP_SOCKET" | "ICMP_INVALID_OPTION",
-    message: string,
-  ) {
-    super(message);
-    this.name = "IcmpProberError";
-  }
+// Thrown by createIcmpProber (and only there): the prober cannot work at all.
+
+/** The process may not open raw sockets (no NET_RAW). */
+export class IcmpPermissionError extends EgressGatewayError {
+  readonly code = "EGW_ERR_ICMP_PERMISSION";
+}
+
+/** The raw socket could not be opened for another reason. */
+export class IcmpSocketError extends EgressGatewayError {
+  readonly code = "EGW_ERR_ICMP_SOCKET";
 }
 
 const failure = (code: IcmpFailureCode, message: string): IcmpFailure => Object.freeze({ code, message });
@@ -59,13 +61,13 @@ export function answeredWithError(
 }
 
 export function sendFailed(target: string, error: unknown): IcmpFailure {
-  return failure("SEND_ERROR", `cannot send an echo request to ${target}: ${reason(error)}`);
+  return failure("SEND_ERROR", `cannot send an echo request to ${target}: ${errorMessage(error)}`);
 }
 
 export function socketFailed(family: IpFamily, error: unknown): IcmpFailure {
   return failure(
     "SOCKET_ERROR",
-    `the ${socketName(family)} failed (${reason(error)}); it reopens on the next probe`,
+    `the ${socketName(family)} failed (${errorMessage(error)}); it reopens on the next probe`,
   );
 }
 
@@ -82,7 +84,7 @@ export function busy(target: string): IcmpFailure {
  * strerror() text and no errno, so the text is all there is to go on.
  */
 export function socketOpenFailed(family: IpFamily, error: unknown): IcmpFailure {
-  const text = reason(error);
+  const text = errorMessage(error);
   if (isPermissionDenied(error)) return PERMISSION;
   if (/address family not supported/i.test(text)) {
     return failure(
@@ -99,9 +101,5 @@ export function isPermanent(f: IcmpFailure): boolean {
 }
 
 export function isPermissionDenied(error: unknown): boolean {
-  return /operation not permitted|permission denied/i.test(reason(error));
-}
-
-function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return /operation not permitted|permission denied/i.test(errorMessage(error));
 }

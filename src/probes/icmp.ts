@@ -5,9 +5,11 @@
 import { randomInt } from "node:crypto";
 import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
+import { errorMessage, InvalidOptionError } from "../errors.js";
 import {
   CLOSED,
-  IcmpProberError,
+  IcmpPermissionError,
+  IcmpSocketError,
   invalidTarget,
   isPermanent,
   isPermissionDenied,
@@ -21,7 +23,12 @@ import { EchoSession, type AnswerCounters, type EchoRequest } from "./icmp-sessi
 import { parseIpBytes, type IpFamily } from "../ip/address.js";
 import type { ProbeResult, Prober } from "./types.js";
 
-export { IcmpProberError, type IcmpFailure, type IcmpFailureCode } from "./icmp-failure.js";
+export {
+  IcmpPermissionError,
+  IcmpSocketError,
+  type IcmpFailure,
+  type IcmpFailureCode,
+} from "./icmp-failure.js";
 
 export interface IcmpProberOptions {
   /**
@@ -58,16 +65,15 @@ const ADDRESS_CACHE_SIZE = 4096;
 const MAX_TIMEOUT_MS = Number.MAX_SAFE_INTEGER;
 
 /**
- * Creates the prober. Throws IcmpProberError up front, and only here:
- * `ICMP_PERMISSION` when the process may not open raw sockets (no NET_RAW),
- * `ICMP_SOCKET` when the check socket cannot be opened for another reason,
- * `ICMP_INVALID_OPTION` for a bad option. Probes never throw.
+ * Creates the prober. Throws up front, and only here: IcmpPermissionError
+ * when the process may not open raw sockets (no NET_RAW), IcmpSocketError
+ * when the check socket cannot be opened for another reason,
+ * InvalidOptionError for a bad option. Probes never throw.
  */
 export function createIcmpProber(options: IcmpProberOptions = {}): IcmpProber {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
-    throw new IcmpProberError(
-      "ICMP_INVALID_OPTION",
+    throw new InvalidOptionError(
       `timeoutMs must be an integer from 1 to ${MAX_TIMEOUT_MS}, got ${String(timeoutMs)}`,
     );
   }
@@ -75,10 +81,7 @@ export function createIcmpProber(options: IcmpProberOptions = {}): IcmpProber {
   // prober in the process; 65535 would become 0 (it takes the id mod 65535).
   const identifier = options.identifier ?? randomInt(1, 65535);
   if (!Number.isInteger(identifier) || identifier < 1 || identifier > 65534) {
-    throw new IcmpProberError(
-      "ICMP_INVALID_OPTION",
-      `identifier must be an integer from 1 to 65534, got ${String(identifier)}`,
-    );
+    throw new InvalidOptionError(`identifier must be an integer from 1 to 65534, got ${String(identifier)}`);
   }
   checkRawSocketPermission();
 
@@ -181,8 +184,7 @@ function checkRawSocketPermission(): void {
   try {
     raw.createSocket({ protocol: 1 }).close();
   } catch (error) {
-    if (isPermissionDenied(error)) throw new IcmpProberError("ICMP_PERMISSION", PERMISSION_MESSAGE);
-    const message = error instanceof Error ? error.message : String(error);
-    throw new IcmpProberError("ICMP_SOCKET", `cannot open a raw ICMP socket: ${message}`);
+    if (isPermissionDenied(error)) throw new IcmpPermissionError(PERMISSION_MESSAGE);
+    throw new IcmpSocketError(`cannot open a raw ICMP socket: ${errorMessage(error)}`);
   }
 }
