@@ -10,18 +10,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { InvalidOptionError } from "../src/errors.js";
 import {
-  createHttpProber,
   failureCode,
-  HttpProberOptionError,
   parseTarget,
-  phaseAt,
   statusFailure,
-  timingsOf,
   type HttpFailureCode,
   type HttpProbeFailure,
-  type HttpProbeResult,
-} from "../src/probes/http.js";
+} from "../src/probes/http-failure.js";
+import { phaseAt, phaseTimings } from "../src/probes/http-phases.js";
+import { createHttpProber, type HttpProbeResult } from "../src/probes/http.js";
 import type { RunnerReport, RunnerSpec } from "./helpers/http-probe-runner.js";
 import { Lab } from "../lab/netns.js";
 
@@ -157,16 +155,12 @@ function bigBodyServer(): Promise<TestServer> {
 
 // ---- probing ----
 
-function never(): AbortSignal {
-  return new AbortController().signal;
-}
-
+/** A probe as the scheduler runs it: the signal is its one deadline. */
 async function probeOnce(
   target: string,
-  options: { deadlineMs?: number; requireSuccessStatus?: boolean } = {},
+  { deadlineMs = DEADLINE_MS, ...options }: { deadlineMs?: number; requireSuccessStatus?: boolean } = {},
 ): Promise<HttpProbeResult> {
-  const probe = createHttpProber({ deadlineMs: DEADLINE_MS, ...options });
-  return probe(target, never());
+  return createHttpProber(options)(target, AbortSignal.timeout(deadlineMs));
 }
 
 function assertFailure(
@@ -215,23 +209,28 @@ describe("http probe: what counts as a response", () => {
     const server = await statusServer();
     const result = await probeOnce(`${server.origin}/200`);
     assert.equal(result.ok, true, JSON.stringify(result));
-    assert.equal(result.status, 200);
+    assert.equal(result.detail.status, 200);
     assert.equal(result.failure, undefined);
-    assert.ok(result.timings.connectMs !== undefined && result.timings.headersMs !== undefined);
+    const { phases } = result.detail;
+    assert.deepEqual(
+      Object.keys(phases),
+      ["connect", "processing", "transfer"],
+      "no resolve for an IP, no tls",
+    );
   });
 
   it("counts a 500 by default, as the commercial image does", async () => {
     const server = await statusServer();
     const result = await probeOnce(`${server.origin}/500`);
     assert.equal(result.ok, true, JSON.stringify(result));
-    assert.equal(result.status, 500);
+    assert.equal(result.detail.status, 500);
   });
 
   it("fails a 500 with STATUS when success is required", async () => {
     const server = await statusServer();
     const result = await probeOnce(`${server.origin}/500`, { requireSuccessStatus: true });
     assertFailure(result, "STATUS");
-    assert.equal(result.status, 500);
+    assert.equal(result.detail.status, 500);
   });
 
   it("counts a 3xx when success is required, and does not follow it", async () => {
@@ -242,7 +241,7 @@ describe("http probe: what counts as a response", () => {
     );
     const result = await probeOnce(`${server.origin}/`, { requireSuccessStatus: true });
     assert.equal(result.ok, true, JSON.stringify(result));
-    assert.equal(result.status, 302);
+    assert.equal(result.detail.status, 302);
     assert.equal(server.connections(), 1);
   });
 });
@@ -257,6 +256,16 @@ describe("http probe: targets", () => {
     const result = await probeOnce(`${server.origin}/`);
     assert.equal(result.ok, true, JSON.stringify(result));
     assert.equal(server.connections(), 1);
+  });
+
+  it("times the name lookup as its own phase when the target is a name", async () => {
+    const server = await statusServer();
+    const result = await probeOnce(`${server.origin.replace("127.0.0.1", "localhost")}/200`);
+    assert.equal(result.ok, true, JSON.stringify(result));
+    const { phases } = result.detail;
+    assert.deepEqual(Object.keys(phases), ["resolve", "connect", "processing", "transfer"]);
+    const sum = Object.values(phases).reduce((a, b) => a + b, 0);
+    assert.ok(sum <= result.durationMs + 0.5, `phases ${sum} ms > probe ${result.durationMs} ms`);
   });
 });
 
@@ -276,7 +285,7 @@ describe("http probe: one deadline for the whole exchange", () => {
     const server = await tricklingServer();
     const result = await probeOnce(`${server.origin}/`);
     assertFailure(result, "BODY_TIMEOUT");
-    assert.equal(result.status, 200);
+    assert.equal(result.detail.status, 200);
     assertWithinDeadline(result);
     await server.allClosed();
   });
@@ -289,9 +298,9 @@ describe("http probe: one deadline for the whole exchange", () => {
     await server.allClosed();
   });
 
-  it("settles promptly when the caller aborts (shutdown), long before the deadline", async () => {
+  it("settles promptly when its signal aborts early (shutdown)", async () => {
     const server = await silentServer();
-    const probe = createHttpProber({ deadlineMs: 10_000 });
+    const probe = createHttpProber({});
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 100);
     const result = await probe(`${server.origin}/`, controller.signal);
@@ -340,7 +349,7 @@ describe("http probe: the body is read up to a bound", () => {
     const deadlineMs = 5_000;
     const result = await probeOnce(`${server.origin}/`, { deadlineMs });
     assert.equal(result.ok, true, JSON.stringify(result));
-    assert.equal(result.status, 200);
+    assert.equal(result.detail.status, 200);
     assert.ok(result.durationMs < deadlineMs, `took ${result.durationMs} ms`);
     await server.allClosed();
   });
@@ -389,7 +398,7 @@ describe("http probe: connection failures", () => {
       );
       assert.ok(report);
       assert.equal(report.result.ok, true, JSON.stringify(report.result));
-      assert.notEqual(report.result.timings.tlsMs, undefined);
+      assert.notEqual(report.result.detail.phases.tls, undefined);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -401,9 +410,9 @@ describe("http probe: fresh connections, no leaks", () => {
     const keepAlive = http.createServer((_req, res) => res.end("again"));
     keepAlive.keepAliveTimeout = 60_000; // 60 s: a pooled client would reuse the first connection
     const server = await serve(keepAlive);
-    const probe = createHttpProber({ deadlineMs: DEADLINE_MS });
+    const probe = createHttpProber({});
     for (let i = 1; i <= 3; i++) {
-      const result = await probe(`${server.origin}/`, never());
+      const result = await probe(`${server.origin}/`, AbortSignal.timeout(DEADLINE_MS));
       assert.equal(result.ok, true);
       await server.allClosed();
       assert.equal(server.connections(), i);
@@ -432,8 +441,16 @@ describe("http probe: fresh connections, no leaks", () => {
 
 describe("http probe: pure core", () => {
   it("rejects bad options with the value named", () => {
-    assert.throws(() => createHttpProber({ deadlineMs: 0 }), HttpProberOptionError);
-    assert.throws(() => createHttpProber({ deadlineMs: 500, bodyLimitBytes: -1 }), /bodyLimitBytes.*-1/);
+    assert.throws(() => createHttpProber({ bodyLimitBytes: 0 }), InvalidOptionError);
+    assert.throws(() => createHttpProber({ bodyLimitBytes: -1 }), {
+      code: "EGW_ERR_INVALID_OPTION",
+      name: "InvalidOptionError",
+      message: /bodyLimitBytes.*-1/,
+    });
+    assert.throws(
+      () => createHttpProber({ requireSuccessStatus: "yes" as never }),
+      /requireSuccessStatus.*yes/,
+    );
   });
 
   it("turns a bad target into an INVALID_TARGET failure, not an exception", async () => {
@@ -447,11 +464,21 @@ describe("http probe: pure core", () => {
     assert.equal(phaseAt({ start: 0, tcp: 1 }, true), "tls");
     assert.equal(phaseAt({ start: 0, tcp: 1 }, false), "headers");
     assert.equal(phaseAt({ start: 0, tcp: 1, tls: 2, headers: 3 }, true), "body");
-    assert.deepEqual(timingsOf({ start: 0, tcp: 1, headers: 4, body: 10 }), {
-      connectMs: 1,
-      headersMs: 3,
-      bodyMs: 6,
+    assert.deepEqual(phaseTimings({ start: 0, tcp: 1, headers: 4, body: 10 }), {
+      connect: 1,
+      processing: 3,
+      transfer: 6,
     });
+    // A name resolved first, then TLS: processing starts once the handshake is done.
+    assert.deepEqual(phaseTimings({ start: 0, lookup: 2, tcp: 3, tls: 5.5, headers: 9, body: 10 }), {
+      resolve: 2,
+      connect: 1,
+      tls: 2.5,
+      processing: 3.5,
+      transfer: 1,
+    });
+    // A failure in the TLS handshake: only the phases completed.
+    assert.deepEqual(phaseTimings({ start: 0, tcp: 1 }), { connect: 1 });
   });
 
   it("maps error codes to failure codes by phase", () => {
@@ -460,10 +487,6 @@ describe("http probe: pure core", () => {
       ["EAI_AGAIN", "connect", "DNS"],
       ["ECONNREFUSED", "connect", "CONNECT_REFUSED"],
       ["EHOSTUNREACH", "connect", "UNREACHABLE"],
-      ["UND_ERR_CONNECT_TIMEOUT", "connect", "CONNECT_TIMEOUT"],
-      ["UND_ERR_CONNECT_TIMEOUT", "tls", "TLS_TIMEOUT"],
-      ["UND_ERR_HEADERS_TIMEOUT", "headers", "HEADERS_TIMEOUT"],
-      ["UND_ERR_BODY_TIMEOUT", "body", "BODY_TIMEOUT"],
       ["ECONNRESET", "tls", "CONNECTION_RESET"],
       ["UND_ERR_SOCKET", "body", "CONNECTION_RESET"],
       ["DEPTH_ZERO_SELF_SIGNED_CERT", "tls", "TLS"],

@@ -1,233 +1,59 @@
 // HTTP prober (SPEC §4.2): one GET over a fresh connection, the whole exchange
-// (connect included) bounded by one deadline, the body drained up to a small
-// bound. The result says which phase failed, as got's timeouts do.
+// (connect included) bounded by the caller's signal, the body drained up to a
+// small bound. This file is the undici shell; what a failure is called lives
+// in http-failure.ts and the phase accounting in http-phases.ts, both pure.
 import net from "node:net";
 import tls from "node:tls";
 import { Client, type buildConnector } from "undici";
-import { systemClock } from "../clock.js";
-import type { ProbeFailure, ProbeResult } from "./types.js";
+import { InvalidOptionError } from "../errors.js";
+import {
+  classifyError,
+  deadlineFailure,
+  oneLine,
+  parseTarget,
+  statusFailure,
+  type HttpPhase,
+  type HttpProbeFailure,
+} from "./http-failure.js";
+import { phaseAt, phaseTimings, type HttpExchange, type PhaseMarks } from "./http-phases.js";
+import type { ProbeResult } from "./types.js";
 
-export type HttpPhase = "connect" | "tls" | "headers" | "body";
+export type { HttpFailureCode, HttpPhase, HttpProbeFailure } from "./http-failure.js";
+export type { HttpExchange, HttpPhaseTimings, TimedPhase } from "./http-phases.js";
 
-export type HttpFailureCode =
-  | "INVALID_TARGET" // not an absolute http: or https: URL
-  | "DNS"
-  | "CONNECT_REFUSED"
-  | "UNREACHABLE"
-  | "CONNECT_TIMEOUT"
-  | "TLS" // handshake or certificate verification failed
-  | "TLS_TIMEOUT"
-  | "CONNECTION_RESET" // reset or closed by the peer before the response completed
-  | "HEADERS_TIMEOUT"
-  | "BODY_TIMEOUT" // the body neither ended nor reached the read bound by the deadline
-  | "PROTOCOL" // not valid HTTP/1.1
-  | "STATUS" // not 2xx/3xx while success is required
-  | "ERROR";
-
-/** How long each phase took, in ms; a phase that never finished is absent. */
-export interface HttpPhaseTimings {
-  readonly connectMs?: number;
-  readonly tlsMs?: number;
-  /** From the connection being ready to the response head. */
-  readonly headersMs?: number;
-  /** From the response head to the end of the body or the read bound. */
-  readonly bodyMs?: number;
-}
-
-export interface HttpProbeFailure extends ProbeFailure {
-  readonly code: HttpFailureCode;
-}
-
-export interface HttpProbeResult extends ProbeResult {
+export interface HttpProbeResult extends ProbeResult<HttpExchange> {
   readonly failure?: HttpProbeFailure;
-  readonly timings: HttpPhaseTimings;
+  readonly detail: HttpExchange;
 }
 
 export interface HttpProberOptions {
-  /** The whole exchange, connect included, in ms; normally the probe interval. */
-  readonly deadlineMs: number;
   /** Opt-in: only 2xx/3xx count. Off by default: any completed response counts, as in the commercial image. */
   readonly requireSuccessStatus?: boolean;
   /** Body bytes read before the probe stops reading; a response that reaches the bound counts as completed. */
   readonly bodyLimitBytes?: number;
 }
 
+/**
+ * Probes one URL. `signal` is the probe's one deadline (the scheduler's, one
+ * interval after the start): the prober has no timer of its own.
+ */
 export type HttpProber = (target: string, signal: AbortSignal) => Promise<HttpProbeResult>;
 
 export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024; // 64 KiB
 const USER_AGENT = "egress-gateway-probe";
 
-export class HttpProberOptionError extends TypeError {
-  readonly code = "ERR_HTTP_PROBER_OPTION";
-}
-
 export function validateHttpProberOptions(options: HttpProberOptions): Readonly<Required<HttpProberOptions>> {
-  const { deadlineMs, requireSuccessStatus = false, bodyLimitBytes = DEFAULT_BODY_LIMIT_BYTES } = options;
-  if (!Number.isSafeInteger(deadlineMs) || deadlineMs <= 0) {
-    throw new HttpProberOptionError(`deadlineMs must be a positive integer (ms), got ${String(deadlineMs)}`);
-  }
+  const { requireSuccessStatus = false, bodyLimitBytes = DEFAULT_BODY_LIMIT_BYTES } = options;
   if (typeof requireSuccessStatus !== "boolean") {
-    throw new HttpProberOptionError(
+    throw new InvalidOptionError(
       `requireSuccessStatus must be a boolean, got ${String(requireSuccessStatus)}`,
     );
   }
   if (!Number.isSafeInteger(bodyLimitBytes) || bodyLimitBytes <= 0) {
-    throw new HttpProberOptionError(
-      `bodyLimitBytes must be a positive integer, got ${String(bodyLimitBytes)}`,
-    );
+    throw new InvalidOptionError(`bodyLimitBytes must be a positive integer, got ${String(bodyLimitBytes)}`);
   }
-  return Object.freeze({ deadlineMs, requireSuccessStatus, bodyLimitBytes });
+  return Object.freeze({ requireSuccessStatus, bodyLimitBytes });
 }
-
-// ---- pure core: phases, timings and failure classification ----
-
-/** performance.now() at the start and at the end of each phase reached so far. */
-export interface PhaseMarks {
-  start: number;
-  tcp?: number;
-  tls?: number;
-  headers?: number;
-  body?: number;
-}
-
-export function phaseAt(marks: PhaseMarks, https: boolean): HttpPhase {
-  if (marks.tcp === undefined) return "connect";
-  if (https && marks.tls === undefined) return "tls";
-  return marks.headers === undefined ? "headers" : "body";
-}
-
-export function timingsOf(marks: PhaseMarks): HttpPhaseTimings {
-  const timings: { -readonly [K in keyof HttpPhaseTimings]: number } = {};
-  const span = (from: number | undefined, to: number | undefined) =>
-    from === undefined || to === undefined ? undefined : Math.round((to - from) * 10) / 10;
-  const spans = {
-    connectMs: span(marks.start, marks.tcp),
-    tlsMs: span(marks.tcp, marks.tls),
-    headersMs: span(marks.tls ?? marks.tcp, marks.headers),
-    bodyMs: span(marks.headers, marks.body),
-  };
-  for (const [key, value] of Object.entries(spans)) {
-    if (value !== undefined) timings[key as keyof HttpPhaseTimings] = value;
-  }
-  return timings;
-}
-
-/** The target as a URL, or why it cannot be probed. */
-export function parseTarget(target: string): URL | HttpProbeFailure {
-  let url: URL;
-  try {
-    url = new URL(target);
-  } catch {
-    return { code: "INVALID_TARGET", message: `${JSON.stringify(target)} is not an absolute URL` };
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    return {
-      code: "INVALID_TARGET",
-      message: `${JSON.stringify(target)}: only http: and https: URLs can be probed`,
-    };
-  }
-  return url;
-}
-
-/** The codes an error or the deadline can produce (the others come from the target and the status). */
-export type ErrorFailureCode = Exclude<HttpFailureCode, "INVALID_TARGET" | "STATUS">;
-
-const SUMMARIES: Readonly<Record<ErrorFailureCode, string>> = {
-  CONNECT_TIMEOUT: "timed out connecting to",
-  TLS_TIMEOUT: "timed out in the TLS handshake with",
-  HEADERS_TIMEOUT: "timed out waiting for the response head from",
-  BODY_TIMEOUT: "timed out reading the body from",
-  DNS: "cannot resolve",
-  CONNECT_REFUSED: "connection refused by",
-  UNREACHABLE: "no route to",
-  CONNECTION_RESET: "connection closed early by",
-  TLS: "TLS failure with",
-  PROTOCOL: "invalid HTTP from",
-  ERROR: "probe failed for",
-};
-
-const TIMEOUT_CODES: Readonly<Record<HttpPhase, ErrorFailureCode>> = {
-  connect: "CONNECT_TIMEOUT",
-  tls: "TLS_TIMEOUT",
-  headers: "HEADERS_TIMEOUT",
-  body: "BODY_TIMEOUT",
-};
-
-/** The deadline (or the caller's abort, which is the same thing to a probe) hit during `phase`. */
-export function deadlineFailure(phase: HttpPhase, authority: string, elapsedMs: number): HttpProbeFailure {
-  const code = TIMEOUT_CODES[phase];
-  return {
-    code,
-    message: `${SUMMARIES[code]} ${authority} (${phase} phase) after ${Math.round(elapsedMs)} ms`,
-  };
-}
-
-const DNS_ERRORS = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "EAI_NODATA", "EAI_NONAME"]);
-const UNREACHABLE_ERRORS = new Set(["EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "ENETDOWN"]);
-const RESET_ERRORS = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "UND_ERR_SOCKET"]);
-const PROTOCOL_ERRORS = new Set([
-  "UND_ERR_HEADERS_OVERFLOW",
-  "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
-  "UND_ERR_INFO",
-]);
-// OpenSSL's verification codes (CERT_HAS_EXPIRED, DEPTH_ZERO_SELF_SIGNED_CERT…) and Node's own TLS errors.
-const TLS_ERROR = /CERT|^ERR_TLS_|^ERR_SSL_|^EPROTO$/;
-
-/** The failure code for an error (by its Node, OpenSSL or undici code) raised during `phase`. */
-export function failureCode(errorCode: string, phase: HttpPhase): ErrorFailureCode {
-  // undici's own timeouts are backstops of the same deadline: name them by phase too.
-  if (errorCode === "UND_ERR_CONNECT_TIMEOUT") return phase === "tls" ? "TLS_TIMEOUT" : "CONNECT_TIMEOUT";
-  if (errorCode === "UND_ERR_HEADERS_TIMEOUT") return "HEADERS_TIMEOUT";
-  if (errorCode === "UND_ERR_BODY_TIMEOUT") return "BODY_TIMEOUT";
-  if (DNS_ERRORS.has(errorCode)) return "DNS";
-  if (errorCode === "ECONNREFUSED") return "CONNECT_REFUSED";
-  if (UNREACHABLE_ERRORS.has(errorCode)) return "UNREACHABLE";
-  if (RESET_ERRORS.has(errorCode)) return "CONNECTION_RESET";
-  if (TLS_ERROR.test(errorCode) || phase === "tls") return "TLS";
-  if (errorCode.startsWith("HPE_") || PROTOCOL_ERRORS.has(errorCode)) return "PROTOCOL";
-  return "ERROR";
-}
-
-/** Maps an error raised during `phase` to a stable failure code and one line. */
-export function classifyError(error: unknown, phase: HttpPhase, authority: string): HttpProbeFailure {
-  const code = failureCode(errorCode(error), phase);
-  return { code, message: `${SUMMARIES[code]} ${authority} (${phase} phase): ${oneLine(error)}` };
-}
-
-/** Undefined when `status` counts as success under the given policy. */
-export function statusFailure(
-  status: number,
-  requireSuccessStatus: boolean,
-  authority: string,
-): HttpProbeFailure | undefined {
-  if (!requireSuccessStatus || (status >= 200 && status < 400)) return undefined;
-  return {
-    code: "STATUS",
-    message: `${authority} answered ${status}; only 2xx/3xx count when success is required`,
-  };
-}
-
-function errorCode(error: unknown): string {
-  for (let e = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-  }
-  return "";
-}
-
-function oneLine(error: unknown): string {
-  // OpenSSL's messages embed source paths; its `reason` is the readable part.
-  const reason = (error as { reason?: unknown } | undefined)?.reason;
-  const text =
-    typeof reason === "string"
-      ? reason
-      : error instanceof Error
-        ? error.message || error.name
-        : String(error);
-  return text.replace(/\s+/g, " ").trim();
-}
-
-// ---- the I/O shell ----
 
 interface Verdict {
   readonly failure?: HttpProbeFailure;
@@ -245,12 +71,13 @@ export function createHttpProber(options: HttpProberOptions): HttpProber {
       // Unreachable by design; a probe must still never reject past its scheduler.
       verdict = { failure: { code: "ERROR", message: `internal HTTP prober error: ${oneLine(error)}` } };
     }
-    return {
-      ok: verdict.failure === undefined,
-      durationMs: performance.now() - marks.start,
-      ...verdict,
-      timings: timingsOf(marks),
-    };
+    const { failure, status } = verdict;
+    const phases = phaseTimings(marks);
+    const detail: HttpExchange = status === undefined ? { phases } : { status, phases };
+    const durationMs = performance.now() - marks.start;
+    return failure === undefined
+      ? { ok: true, durationMs, detail }
+      : { ok: false, durationMs, failure, detail };
   };
 }
 
@@ -270,17 +97,18 @@ async function probe(
   const https = url.protocol === "https:";
   if (signal.aborted) return { failure: deadlineFailure("connect", url.host, 0) };
 
-  // One deadline for the whole exchange. undici's own timeouts are only
-  // backstops: request() ignores its signal while the TCP connect is pending,
-  // so on abort the probe settles at once and tears the connection down itself.
+  // The caller's signal is the one deadline for the whole exchange; undici's
+  // own timeouts are off. request() ignores its signal while the TCP connect
+  // is pending, so on abort the probe settles at once and tears the connection
+  // down itself. A controller of our own relays the abort to undici, so that
+  // whatever undici leaves on a signal never lands on the scheduler's, which
+  // is shared by a sweep's probes and reused once they have all settled.
   const stop = new AbortController();
   const deadline = new Promise<HttpPhase>((resolve) =>
     stop.signal.addEventListener("abort", () => resolve(phaseAt(marks, https)), { once: true }),
   );
   const abort = () => stop.abort();
   signal.addEventListener("abort", abort, { once: true });
-  // The clock's timer: the deadline may be past Node's 24.8-day limit (SPEC §2).
-  const timer = systemClock.setTimer(settings.deadlineMs, abort);
 
   let connection: Connection | undefined;
   const client = new Client(url.origin, {
@@ -290,8 +118,8 @@ async function probe(
     connect: (_options, callback) => {
       connection = connectFresh(url, marks, callback);
     },
-    headersTimeout: settings.deadlineMs,
-    bodyTimeout: settings.deadlineMs,
+    headersTimeout: 0,
+    bodyTimeout: 0,
   });
   const progress: Progress = {};
   try {
@@ -308,7 +136,6 @@ async function probe(
       : statusFailure(outcome.status, settings.requireSuccessStatus, url.host);
     return failure ? { failure, ...status } : status;
   } finally {
-    timer.cancel();
     signal.removeEventListener("abort", abort);
     await release(client, connection);
   }
@@ -373,6 +200,10 @@ function connectFresh(url: URL, marks: PhaseMarks, callback: buildConnector.Call
   socket.setNoDelay(true);
   const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
   let settled = false;
+  // Emitted once a name lookup ended, failed or not; never for an IP literal.
+  socket.once("lookup", () => {
+    marks.lookup = performance.now();
+  });
   socket.once("connect", () => {
     marks.tcp = performance.now();
   });

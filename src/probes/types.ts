@@ -8,18 +8,19 @@ export interface ProbeFailure {
   readonly message: string;
 }
 
-export interface ProbeResult {
+export interface ProbeResult<Detail = unknown> {
   readonly ok: boolean;
   /** Wall time from the start of the probe to its result, in milliseconds. */
   readonly durationMs: number;
   /** Present exactly when ok is false. */
   readonly failure?: ProbeFailure;
-  /** HTTP only: the response status, when a response head arrived. */
-  readonly status?: number;
+  /** What only the protocol knows (HTTP: the status and phase timings), passed on untouched. */
+  readonly detail?: Detail;
 }
 
 /**
- * Probes one target once. Must resolve (never reject) by the time `signal`
- * aborts plus a small margin, and must not leave a socket open afterwards.
+ * Probes one target once. `signal` is the probe's deadline. Must resolve
+ * (never reject) by the time it aborts plus a small margin, and must not
+ * leave a socket open afterwards.
  */
-export type Prober = (target: string, signal: AbortSignal) => Promise<ProbeResult>;
+export type Prober<Detail = unknown> = (target: string, signal: AbortSignal) => Promise<ProbeResult<Detail>>;

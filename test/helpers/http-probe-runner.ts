@@ -26,13 +26,11 @@ function openSocketHandles(): string[] {
 }
 
 const spec = JSON.parse(process.argv[2] ?? "{}") as RunnerSpec;
-const probe = createHttpProber({
-  deadlineMs: spec.deadlineMs,
-  requireSuccessStatus: spec.requireSuccessStatus ?? false,
-});
+const probe = createHttpProber({ requireSuccessStatus: spec.requireSuccessStatus ?? false });
 const reports: RunnerReport[] = [];
 for (const target of spec.targets) {
-  const result = await probe(target, new AbortController().signal);
+  // The signal is the probe's deadline, as the scheduler hands it.
+  const result = await probe(target, AbortSignal.timeout(spec.deadlineMs));
   reports.push({ result, openHandles: openSocketHandles() });
 }
 process.stdout.write(JSON.stringify(reports) + "\n");
