@@ -7,6 +7,7 @@ import { startHealthServer, type HealthServer } from "../src/gateway/server.js";
 import { renderMetrics } from "../src/gateway/metrics.js";
 import { RuntimeMonitor } from "../src/gateway/runtime.js";
 import { ProbeGroup } from "../src/probes/group.js";
+import type { HttpExchange } from "../src/probes/http-phases.js";
 import { FakeClock } from "./helpers/fake-clock.js";
 
 function app() {
@@ -204,6 +205,61 @@ describe("runtime metrics", () => {
     } finally {
       monitor.close();
     }
+  });
+});
+
+describe("metrics exposition: HTTP phases", () => {
+  it("has the phases of each URL's last probe, as blackbox_exporter's probe_http_duration_seconds", async () => {
+    const clock = new FakeClock();
+    const readiness = new Readiness(clock);
+    const component = readiness.register("HTTPProbes", { timeoutMs: 3_000 });
+    const secure = "https://198.51.100.1/";
+    const plain = "http://198.51.100.2/";
+    const group = new ProbeGroup<HttpExchange>({
+      protocol: "http",
+      targets: [secure, plain],
+      intervalMs: 1_000,
+      timeoutMs: 3_000,
+      clock,
+      component,
+      random: () => 0,
+      prober: (target) =>
+        Promise.resolve(
+          target === secure
+            ? {
+                ok: true,
+                durationMs: 9,
+                detail: { status: 200, phases: { connect: 1.2, tls: 3, processing: 4.5, transfer: 0.3 } },
+              }
+            : {
+                ok: false,
+                durationMs: 1_000,
+                failure: { code: "HEADERS_TIMEOUT", message: "timed out" },
+                detail: { phases: { connect: 0.4 } },
+              },
+        ),
+    });
+    group.start();
+    await clock.advanceAsync(10, 1);
+    const text = renderMetrics({
+      groups: [{ protocol: "http", group }],
+      httpGroup: group,
+      readiness: () => readiness.evaluate(),
+      transitions: new Map(),
+      startTimeSeconds: 1,
+    });
+    await group.stop();
+    const phaseLines = text
+      .split("\n")
+      .filter((l) => l.startsWith("egress_gateway_probe_http_phase_duration_seconds"));
+    assert.deepEqual(phaseLines, [
+      `egress_gateway_probe_http_phase_duration_seconds{target="${secure}",phase="connect"} 0.0012`,
+      `egress_gateway_probe_http_phase_duration_seconds{target="${secure}",phase="tls"} 0.003`,
+      `egress_gateway_probe_http_phase_duration_seconds{target="${secure}",phase="processing"} 0.0045`,
+      `egress_gateway_probe_http_phase_duration_seconds{target="${secure}",phase="transfer"} 0.0003`,
+      `egress_gateway_probe_http_phase_duration_seconds{target="${plain}",phase="connect"} 0.0004`,
+    ]);
+    assert.match(text, /^# TYPE egress_gateway_probe_http_phase_duration_seconds gauge$/m);
   });
 });
 

@@ -10,7 +10,9 @@ import {
   type PolicySyncOptions,
   type PreparedPolicySync,
 } from "../sync/policy-sync.js";
+import { errorMessage } from "../errors.js";
 import { ProbeGroup, type Protocol, type TargetTransition } from "../probes/group.js";
+import type { HttpExchange } from "../probes/http-phases.js";
 import type { Prober } from "../probes/types.js";
 import type { Logger } from "./log.js";
 import { renderMetrics } from "./metrics.js";
@@ -21,8 +23,8 @@ import { FD_RESERVE } from "./fd-limit.js";
 import { RuntimeMonitor } from "./runtime.js";
 import { startHealthServer, type HealthServer } from "./server.js";
 
-export interface OwnedProber {
-  readonly probe: Prober;
+export interface OwnedProber<Detail = unknown> {
+  readonly probe: Prober<Detail>;
   close(): void;
 }
 
@@ -34,11 +36,10 @@ export interface GatewayDeps {
    * a `code` when it cannot. Called once the health server listens.
    */
   readonly createIcmpProber: () => Promise<OwnedProber>;
-  /** Loads the HTTP prober (undici); called once the health server listens. */
+  /** Loads the HTTP prober (undici); called once the health server listens. Rejects as createIcmpProber does. */
   readonly createHttpProber: (options: {
     requireSuccessStatus: boolean;
-    deadlineMs: number;
-  }) => Promise<OwnedProber>;
+  }) => Promise<OwnedProber<HttpExchange>>;
   /** Policy-sync socket paths to look for instead of the two standard layouts (tests, labs). */
   readonly socketCandidates?: readonly string[];
 }
@@ -56,6 +57,15 @@ export interface Gateway {
 export function healthHost(config: Config): string {
   return config.health.listenAddress ?? config.podIPv4 ?? config.podIPv6 ?? "127.0.0.1";
 }
+
+// What the gateway keeps of a group whatever its protocol detail.
+interface RunningGroup {
+  readonly protocol: Protocol;
+  readonly group: Pick<ProbeGroup, "statuses" | "start" | "stop">;
+  readonly prober: Pick<OwnedProber, "close">;
+}
+
+const PROTOCOL_NAMES: Readonly<Record<Protocol, string>> = { icmp: "ICMP", http: "HTTP" };
 
 export async function startGateway(config: Config, deps: GatewayDeps): Promise<Gateway> {
   const { clock, log } = deps;
@@ -87,7 +97,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
 
   let policySync = sync.prepared.pending;
   const { returnPath } = sync;
-  const groups: { protocol: Protocol; group: ProbeGroup; prober: OwnedProber }[] = [];
+  const groups: RunningGroup[] = [];
+  let httpGroup: ProbeGroup<HttpExchange> | undefined;
   const startTimeSeconds = Date.now() / 1000;
   let server: HealthServer | undefined;
   const runtime = config.health.port !== 0 ? new RuntimeMonitor() : undefined;
@@ -104,6 +115,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       metrics: () =>
         renderMetrics({
           groups,
+          httpGroup,
           readiness: () => readiness.evaluate(),
           transitions,
           startTimeSeconds,
@@ -126,43 +138,53 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     if (t.up) log[t.first ? "debug" : "info"](fields, "probe target up");
     else log.warn({ ...fields, detail: t.result.failure?.message }, "probe target down");
   };
-  if (icmpComponent) {
+  // One path for both protocols: a prober that cannot start (no NET_RAW for
+  // ICMP, undici failing to load for HTTP) leaves its component not ready with
+  // the reason, and the gateway keeps serving: a crash loop would hide the
+  // reason and take /readiness away.
+  const startGroup = async <Detail>(
+    protocol: Protocol,
+    component: Component,
+    targets: readonly string[],
+    timing: { intervalMs: number; timeoutMs: number },
+    createProber: () => Promise<OwnedProber<Detail>>,
+  ): Promise<{ protocol: Protocol; group: ProbeGroup<Detail>; prober: OwnedProber<Detail> } | undefined> => {
     try {
-      const prober = await deps.createIcmpProber();
-      const group = new ProbeGroup({
-        protocol: "icmp",
-        ...icmpProbe,
+      const prober = await createProber();
+      const group = new ProbeGroup<Detail>({
+        protocol,
+        targets,
+        intervalMs: timing.intervalMs,
+        timeoutMs: timing.timeoutMs,
         prober: prober.probe,
-        component: icmpComponent,
+        component,
         clock,
         onTargetTransition,
       });
-      groups.push({ protocol: "icmp", group, prober });
+      return { protocol, group, prober };
     } catch (error) {
-      // Without NET_RAW the gateway keeps serving with ICMPProbes not ready:
-      // a crash loop would hide the reason and take /readiness away.
-      const message = error instanceof Error ? error.message : String(error);
-      const code = (error as { code?: unknown }).code;
-      log.error({ component: COMPONENT.icmpProbes, code }, `ICMP probes cannot run: ${message}`);
-      icmpComponent.report(false, `cannot probe: ${message}`);
+      const message = errorMessage(error);
+      const code = (error as { code?: unknown } | undefined)?.code;
+      log.error(
+        { component: component.name, code },
+        `${PROTOCOL_NAMES[protocol]} probes cannot run: ${message}`,
+      );
+      component.report(false, `cannot probe: ${message}`);
+      return undefined;
     }
-  }
-  if (httpComponent) {
-    const prober = await deps.createHttpProber({
-      requireSuccessStatus: httpProbe.requireSuccessStatus,
-      deadlineMs: httpProbe.intervalMs,
-    });
-    const group = new ProbeGroup({
-      protocol: "http",
-      targets: httpProbe.urls,
-      intervalMs: httpProbe.intervalMs,
-      timeoutMs: httpProbe.timeoutMs,
-      prober: prober.probe,
-      component: httpComponent,
-      clock,
-      onTargetTransition,
-    });
-    groups.push({ protocol: "http", group, prober });
+  };
+  const icmp = icmpComponent
+    ? await startGroup("icmp", icmpComponent, icmpProbe.targets, icmpProbe, deps.createIcmpProber)
+    : undefined;
+  const http = httpComponent
+    ? await startGroup("http", httpComponent, httpProbe.urls, httpProbe, () =>
+        deps.createHttpProber({ requireSuccessStatus: httpProbe.requireSuccessStatus }),
+      )
+    : undefined;
+  if (icmp) groups.push(icmp);
+  if (http) {
+    groups.push(http);
+    httpGroup = http.group;
   }
   for (const { group } of groups) group.start();
 

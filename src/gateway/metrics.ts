@@ -7,9 +7,12 @@ import type { ReadinessView } from "../readiness/readiness.js";
 import { SHED_REASONS } from "./health-connections.js";
 import type { RuntimeSample } from "./runtime.js";
 import type { HealthServerStats } from "./server.js";
+import { TIMED_PHASES, type HttpExchange } from "../probes/http-phases.js";
 
 export interface MetricsSource {
-  readonly groups: readonly { readonly protocol: string; readonly group: ProbeGroup }[];
+  readonly groups: readonly { readonly protocol: string; readonly group: Pick<ProbeGroup, "statuses"> }[];
+  /** The HTTP group again, typed for its protocol detail (phase timings). */
+  readonly httpGroup?: ProbeGroup<HttpExchange> | undefined;
   readonly readiness: () => ReadinessView;
   readonly transitions: ReadonlyMap<string, number>;
   readonly startTimeSeconds: number;
@@ -71,6 +74,8 @@ export function renderMetrics(source: MetricsSource): string {
     m.sample("egress_gateway_probes_total", { ...labels, result: "failure" }, s.failures);
   });
 
+  if (source.httpGroup) httpPhaseMetrics(m, source.httpGroup);
+
   if (source.policySync) policySyncMetrics(m, source.policySync);
   if (source.returnPath) returnPathMetrics(m, source.returnPath);
   if (source.health) healthServerMetrics(m, source.health);
@@ -116,6 +121,21 @@ function runtimeMetrics(m: Exposition, r: RuntimeSample): void {
       const family = `nodejs_eventloop_lag_${name}_seconds`;
       m.family(family, "gauge", `The ${name} of the recorded event loop delays since the last scrape.`);
       m.sample(family, {}, value);
+    }
+  }
+}
+
+// As blackbox_exporter's probe_http_duration_seconds{phase}, for the last probe
+// of each URL; a phase that does not apply or was not reached has no sample.
+function httpPhaseMetrics(m: Exposition, group: ProbeGroup<HttpExchange>): void {
+  const name = "egress_gateway_probe_http_phase_duration_seconds";
+  m.family(name, "gauge", "Duration of each phase of the URL's last HTTP probe.");
+  for (const status of group.statuses) {
+    const phases = status.lastResult?.detail?.phases;
+    if (phases === undefined) continue;
+    for (const phase of TIMED_PHASES) {
+      const ms = phases[phase];
+      if (ms !== undefined) m.sample(name, { target: status.target, phase }, Math.round(ms * 1000) / 1e6);
     }
   }
 }
