@@ -101,7 +101,10 @@ export class ProbeGroup<Detail = unknown> {
     try {
       result = this.options.prober(target.status.target, signal);
     } catch (error) {
-      result = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      // A prober that throws instead of rejecting; the scheduler takes a run
+      // that settles from within its start.
+      target.onError(error);
+      return;
     }
     result.then(target.onResult, target.onError);
   };
