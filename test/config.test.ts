@@ -41,6 +41,8 @@ const DEFAULTS: Config = {
   logLevel: "info",
   daemonSocketPath: undefined,
   drainMs: 25_000,
+  drainMinMs: 35_000,
+  flowLogs: { enabled: false, ratePerSecond: 1_000 },
   adjustments: [],
 };
 
@@ -283,6 +285,12 @@ describe("parseConfig accepts", () => {
     assert.equal(config.drainMs, 0);
   });
 
+  it("FLOW_LOGS, FLOW_LOGS_RATE and DRAIN_MIN", () => {
+    const config = parseConfig({ FLOW_LOGS: "TRUE", FLOW_LOGS_RATE: "0", DRAIN_MIN: "1m" }, gateway);
+    assert.deepEqual(config.flowLogs, { enabled: true, ratePerSecond: 0 });
+    assert.equal(config.drainMinMs, 60_000);
+  });
+
   it("SNAT_PORT_RANGE: any FIRST-LAST within 1-65535, one port too", () => {
     assert.deepEqual(parseConfig({ SNAT_PORT_RANGE: " 32768-60999 " }, gateway).snatPorts, {
       first: 32_768,
@@ -401,6 +409,9 @@ describe("parseConfig refuses", () => {
       says: /longer than 107 bytes/,
     },
     { env: { DRAIN_TIMEOUT: "61m" }, variable: "DRAIN_TIMEOUT", says: /longer than 1h/ },
+    { env: { DRAIN_MIN: "2h" }, variable: "DRAIN_MIN", says: /longer than 1h/ },
+    { env: { FLOW_LOGS: "on" }, variable: "FLOW_LOGS", says: /not a boolean/ },
+    { env: { FLOW_LOGS_RATE: "-1" }, variable: "FLOW_LOGS_RATE", says: /0 for no limit/ },
     { env: { SNAT_PORT_RANGE: "1024" }, variable: "SNAT_PORT_RANGE", says: /not a range FIRST-LAST/ },
     { env: { SNAT_PORT_RANGE: "0-65535" }, variable: "SNAT_PORT_RANGE", says: /out of range/ },
     { env: { SNAT_PORT_RANGE: "1024-65536" }, variable: "SNAT_PORT_RANGE", says: /out of range/ },
@@ -570,6 +581,9 @@ const plausible: Record<VariableName, fc.Arbitrary<string>> = {
   ),
   DAEMON_SOCKET_PATH: fc.constantFrom("/var/run/nodeagent/socket", "/var/run/calico/nodeagent/socket"),
   DRAIN_TIMEOUT: fc.integer({ min: 0, max: 3_600_000 }).map(formatDuration),
+  DRAIN_MIN: fc.integer({ min: 0, max: 3_600_000 }).map(formatDuration),
+  FLOW_LOGS: fc.mixedCase(fc.constantFrom("true", "false", "yes", "no", "1", "0")),
+  FLOW_LOGS_RATE: fc.integer({ min: 0, max: 1_000_000 }).map(String),
   SNAT_PORT_RANGE: fc
     .tuple(fc.integer({ min: 1, max: 65_535 }), fc.integer({ min: 1, max: 65_535 }))
     .map(([a, b]) => `${Math.min(a, b)}-${Math.max(a, b)}`),

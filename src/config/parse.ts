@@ -63,6 +63,16 @@ export function parseConfig(env: Environment, options: ParseOptions): Config {
     logLevel: logLevel(read(env, "LOG_SEVERITY")),
     daemonSocketPath: socketPath(read(env, "DAEMON_SOCKET_PATH")),
     drainMs: drainTimeout(env),
+    drainMinMs: drainTimeout(env, "DRAIN_MIN"),
+    flowLogs: {
+      enabled: boolean(read(env, "FLOW_LOGS")),
+      ratePerSecond: integer(
+        read(env, "FLOW_LOGS_RATE"),
+        0,
+        1_000_000,
+        "0 for no limit, or lines per second from 1 to 1000000",
+      ),
+    },
     adjustments: adjustments.list,
   });
 }

@@ -110,9 +110,12 @@ export function datastoreTimeout(env: Environment, adjustments: Adjustments): nu
   });
 }
 
-/** DRAIN_TIMEOUT (ours, not rendered by the operator): 0s (exit at once) to 1h, strictly. */
-export function drainTimeout(env: Environment): number {
-  const setting = read(env, "DRAIN_TIMEOUT");
+/** DRAIN_TIMEOUT and DRAIN_MIN (ours, not rendered by the operator): 0s to 1h, strictly. */
+export function drainTimeout(
+  env: Environment,
+  name: "DRAIN_TIMEOUT" | "DRAIN_MIN" = "DRAIN_TIMEOUT",
+): number {
+  const setting = read(env, name);
   const expected = `a duration from 0s to ${formatDuration(MAX_DRAIN_MS)}, such as 0s, 25s or 1m30s`;
   const parsed = parseDuration(setting.text);
   if (!parsed.ok) throw invalid(setting, parsed.problem, expected);

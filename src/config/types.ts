@@ -57,6 +57,13 @@ export interface PortRange {
   readonly last: number;
 }
 
+export interface FlowLogConfig {
+  /** FLOW_LOGS: one line per finished forwarded connection. */
+  readonly enabled: boolean;
+  /** FLOW_LOGS_RATE: lines a second at most, 0 for no limit; the bucket holds twice as many. */
+  readonly ratePerSecond: number;
+}
+
 export interface Config {
   /** The pod's IPv4 address: the gateway's identity (VXLAN MAC, health bind). */
   readonly podIPv4: string | undefined;
@@ -73,6 +80,9 @@ export interface Config {
   readonly daemonSocketPath: string | undefined;
   /** How long the gateway keeps serving (503) after SIGTERM before it exits 0 (DRAIN_TIMEOUT). */
   readonly drainMs: number;
+  /** DRAIN_MIN: the drain ends early once no forwarded connection is left, never before this. */
+  readonly drainMinMs: number;
+  readonly flowLogs: FlowLogConfig;
   /** What parsing had to adjust; empty for a configuration honoured as written. */
   readonly adjustments: readonly Adjustment[];
 }

@@ -162,6 +162,29 @@ export const variables = [
     description: "Absolute path of the node agent's policy-sync unix socket.",
   },
   {
+    name: "DRAIN_MIN",
+    default: "35s",
+    who: "gateway",
+    ours: true,
+    description:
+      "After SIGTERM the gateway exits as soon as no forwarded connection is left, but not before this (node agents need about 30 s to notice the 503); capped by `DRAIN_TIMEOUT`; 0s..1h.",
+  },
+  {
+    name: "FLOW_LOGS",
+    default: "false",
+    who: "gateway",
+    ours: true,
+    description: "`true`: one JSON line per finished forwarded connection on stdout (see Flow logs).",
+  },
+  {
+    name: "FLOW_LOGS_RATE",
+    default: "1000",
+    who: "gateway",
+    ours: true,
+    description:
+      "Flow-log lines per second at most (token bucket holding twice as many, for bursts); `0` for no limit. Lines over it are dropped and counted.",
+  },
+  {
     name: "SNAT_PORT_RANGE",
     default: "1024-65535",
     who: "both",

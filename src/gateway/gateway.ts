@@ -4,6 +4,8 @@
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/types.js";
 import { createReturnPath, type ReturnPath } from "../dataplane/return-path.js";
+import { FlowLog, type FlowRecord } from "../flows/index.js";
+import { LiveConnections } from "../flows/live-connections.js";
 import {
   preparePolicySync,
   startPreparedPolicySync,
@@ -23,6 +25,9 @@ import { FD_RESERVE } from "./fd-limit.js";
 import { RuntimeMonitor } from "./runtime.js";
 import { startHealthServer, type HealthServer } from "./server.js";
 
+/** How often the forwarded-connection gauge is read outside a drain. */
+const CONNECTIONS_REFRESH_MS = 15_000;
+
 export interface OwnedProber<Detail = unknown> {
   readonly probe: Prober<Detail>;
   close(): void;
@@ -40,6 +45,8 @@ export interface GatewayDeps {
   readonly createHttpProber: (options: {
     requireSuccessStatus: boolean;
   }) => Promise<OwnedProber<HttpExchange>>;
+  /** Where flow-log records go (FLOW_LOGS): the flows logger. */
+  readonly writeFlow?: (record: FlowRecord) => void;
   /** Policy-sync socket paths to look for instead of the two standard layouts (tests, labs). */
   readonly socketCandidates?: readonly string[];
 }
@@ -49,6 +56,8 @@ export interface Gateway {
   readonly server: HealthServer | undefined;
   /** SIGTERM: readiness 503 at once; keeps serving and probing until stop(). */
   terminate(): void;
+  /** Forwarded connections live now, read from conntrack; undefined when unreadable. */
+  liveConnections(): Promise<number | undefined>;
   /** Stops probes and the server; resolves when nothing is left running. */
   stop(): Promise<void>;
 }
@@ -100,6 +109,19 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   const groups: RunningGroup[] = [];
   let httpGroup: ProbeGroup<HttpExchange> | undefined;
   const startTimeSeconds = Date.now() / 1000;
+  const podAddresses = [config.podIPv4, config.podIPv6].filter((a): a is string => a !== undefined);
+  const connections = new LiveConnections(podAddresses, { clock, log, refreshMs: CONNECTIONS_REFRESH_MS });
+  const flowLog = config.flowLogs.enabled
+    ? new FlowLog({
+        podAddresses,
+        ratePerSecond: config.flowLogs.ratePerSecond,
+        burst: 2 * config.flowLogs.ratePerSecond,
+        clock,
+        wallClock: Date.now,
+        write: deps.writeFlow ?? ((record) => log.info(record, "flow")),
+        log,
+      })
+    : undefined;
   let server: HealthServer | undefined;
   const runtime = config.health.port !== 0 ? new RuntimeMonitor() : undefined;
   if (runtime) {
@@ -123,6 +145,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
           returnPath: returnPath?.state(),
           runtime: () => runtime.sample(),
           health: server?.stats(),
+          flowLogs: flowLog?.counters(),
+          forwardedConnections: connections.current,
         }),
     });
     const { bound, fdLimit } = server.stats();
@@ -187,15 +211,30 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     httpGroup = http.group;
   }
   for (const { group } of groups) group.start();
+  connections.start();
+  if (flowLog !== undefined) {
+    flowLog.start();
+    log.info(
+      { rate: config.flowLogs.ratePerSecond, burst: 2 * config.flowLogs.ratePerSecond },
+      "flow logs on: one line per finished forwarded connection",
+    );
+  }
 
   return {
     readiness,
     server,
     terminate: () => readiness.terminate(),
+    liveConnections: () => connections.refresh(),
     async stop() {
       // The kernel state stays as it is: traffic keeps flowing through the
       // gateway until the pod's network namespace goes away.
-      await Promise.all([...groups.map(({ group }) => group.stop()), policySync.stop(), returnPath?.stop()]);
+      connections.stop();
+      await Promise.all([
+        ...groups.map(({ group }) => group.stop()),
+        policySync.stop(),
+        returnPath?.stop(),
+        flowLog?.stop(),
+      ]);
       for (const { prober } of groups) prober.close();
       readiness.close();
       await server?.close();

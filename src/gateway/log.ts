@@ -16,3 +16,19 @@ export function createLogger(level: LogLevel, destination = pino.destination({ s
     destination,
   );
 }
+
+/**
+ * Flow logs (FLOW_LOGS): a logger of their own, on the same stdout, always at
+ * info whatever LOG_SEVERITY says: they are audit records, not diagnostics.
+ */
+export function createFlowLogger(destination: pino.DestinationStream): Logger {
+  return pino(
+    {
+      level: "info",
+      base: { name: "egress-gateway.flows" },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination,
+  );
+}

@@ -2,11 +2,15 @@
 import { systemClock } from "../clock.js";
 import { loadConfigOrExit } from "../config/index.js";
 import { errorMessage } from "../errors.js";
+import pino from "pino";
+import { drain } from "./drain.js";
 import { startGateway, type Gateway } from "./gateway.js";
-import { createLogger, type Logger } from "./log.js";
+import { createFlowLogger, createLogger, type Logger } from "./log.js";
 
 const config = loadConfigOrExit(process.env, { requirePodIp: false });
-const log = createLogger(config.logLevel);
+const stdout = pino.destination({ sync: true });
+const log = createLogger(config.logLevel, stdout);
+const flowLogger = config.flowLogs.enabled ? createFlowLogger(stdout) : undefined;
 // What the operator renders must run (SPEC §2): a value honoured only after an
 // adjustment is one warning line, not an exit.
 for (const { variable, given, used, message } of config.adjustments) {
@@ -28,6 +32,7 @@ try {
   gateway = await startGateway(config, {
     clock: systemClock,
     log,
+    writeFlow: flowLogger === undefined ? undefined : (record) => flowLogger.info(record, "flow"),
     // Probers load only when configured, and after the health server listens:
     // undici alone is ~8 MB of RSS and ~110 ms of start-up, wasted on an
     // ICMP-only gateway.
@@ -54,19 +59,30 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     }
     terminating = true;
     gateway.terminate();
-    log.info({ signal, drainMs: config.drainMs }, "termination signal: readiness is 503, draining");
-    setTimeout(() => {
-      void gateway.stop().then(
-        () => {
-          log.info("drain complete, exiting");
-          process.exit(0);
-        },
-        (error: unknown) => {
-          log.error({ err: error }, "error while stopping");
-          process.exit(1);
-        },
-      );
-    }, config.drainMs);
+    const minMs = Math.min(config.drainMinMs, config.drainMs);
+    log.info(
+      { signal, drainMs: config.drainMs, drainMinMs: minMs },
+      "termination signal: readiness is 503, draining",
+    );
+    void drain({
+      clock: systemClock,
+      log,
+      minMs,
+      maxMs: config.drainMs,
+      count: () => gateway.liveConnections(),
+    })
+      .then(async (outcome) => {
+        await gateway.stop();
+        log.info(
+          { reason: outcome.reason, elapsedMs: Math.round(outcome.elapsedMs), liveConnections: outcome.live },
+          "drain complete, exiting",
+        );
+        process.exit(0);
+      })
+      .catch((error: unknown) => {
+        log.error({ err: error }, "error while stopping");
+        process.exit(1);
+      });
   });
 }
 

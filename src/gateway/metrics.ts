@@ -1,6 +1,7 @@
 // Prometheus text exposition (format 0.0.4), written by hand: a few dozen lines
 // instead of a registry library, and nothing is computed until a scrape asks.
 import type { ReturnPathState } from "../dataplane/return-path.js";
+import type { FlowLogCounters } from "../flows/index.js";
 import type { ProbeGroup } from "../probes/group.js";
 import type { PolicySyncState } from "../sync/policy-sync.js";
 import type { ReadinessView } from "../readiness/readiness.js";
@@ -21,6 +22,9 @@ export interface MetricsSource {
   /** Called once per scrape: it starts a new event-loop delay window. */
   readonly runtime?: () => RuntimeSample;
   readonly health?: HealthServerStats | undefined;
+  readonly flowLogs?: FlowLogCounters | undefined;
+  /** Live forwarded connections at the last read; undefined before one succeeded. */
+  readonly forwardedConnections?: number | undefined;
 }
 
 const escapeLabel = (v: string): string =>
@@ -79,6 +83,15 @@ export function renderMetrics(source: MetricsSource): string {
   if (source.policySync) policySyncMetrics(m, source.policySync);
   if (source.returnPath) returnPathMetrics(m, source.returnPath);
   if (source.health) healthServerMetrics(m, source.health);
+  if (source.forwardedConnections !== undefined) {
+    m.family(
+      "egress_gateway_forwarded_connections",
+      "gauge",
+      "Forwarded connections still carrying traffic (conntrack, TCP TIME_WAIT and CLOSE excluded).",
+    );
+    m.sample("egress_gateway_forwarded_connections", {}, source.forwardedConnections);
+  }
+  if (source.flowLogs) flowLogMetrics(m, source.flowLogs);
 
   const cpu = process.cpuUsage();
   const runtime = source.runtime?.();
@@ -186,6 +199,32 @@ function policySyncMetrics(m: Exposition, s: PolicySyncState): void {
     "Routes skipped for lack of a node IP or name.",
   );
   m.sample("egress_gateway_policy_sync_incomplete_routes", {}, s.incompleteRoutes);
+}
+
+function flowLogMetrics(m: Exposition, s: FlowLogCounters): void {
+  m.family("egress_gateway_flow_logs_total", "counter", "Flow-log lines written.");
+  m.sample("egress_gateway_flow_logs_total", {}, s.logged);
+  m.family(
+    "egress_gateway_flow_logs_dropped_total",
+    "counter",
+    "Finished connections not logged, by reason.",
+  );
+  for (const [reason, count] of Object.entries(s.dropped))
+    m.sample("egress_gateway_flow_logs_dropped_total", { reason }, count);
+  m.family(
+    "egress_gateway_flow_log_event_overflows_total",
+    "counter",
+    "Times the kernel dropped conntrack events because a listener fell behind (ENOBUFS).",
+  );
+  m.sample("egress_gateway_flow_log_event_overflows_total", {}, s.overflows);
+  m.family(
+    "egress_gateway_flow_log_listener_restarts_total",
+    "counter",
+    "conntrack event listeners restarted.",
+  );
+  m.sample("egress_gateway_flow_log_listener_restarts_total", {}, s.restarts);
+  m.family("egress_gateway_flow_log_listeners_up", "gauge", "conntrack event listeners running (of 3).");
+  m.sample("egress_gateway_flow_log_listeners_up", {}, s.listenersUp);
 }
 
 function returnPathMetrics(m: Exposition, s: ReturnPathState): void {

@@ -1,0 +1,94 @@
+// A long-running `conntrack -E` child in the pod's network namespace, its
+// stdout handed on line by line, restarted with backoff when it dies (1 s
+// doubling to 30 s, back to 1 s after a minute of running). The thin I/O shell
+// around the pure parser.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import type { Clock, Timer } from "../clock.js";
+
+export interface EventStreamLog {
+  warn(fields: object, msg: string): void;
+  info(fields: object, msg: string): void;
+  error(fields: object, msg: string): void;
+}
+
+export interface EventStreamOptions {
+  /** Arguments after `conntrack`. */
+  readonly args: readonly string[];
+  readonly onLine: (line: string) => void;
+  /** The kernel dropped events because the listener fell behind (ENOBUFS). */
+  readonly onOverflow: () => void;
+  readonly clock: Clock;
+  readonly log: EventStreamLog;
+  /** The program, `conntrack` unless a test says otherwise. */
+  readonly command?: string;
+}
+
+const FIRST_BACKOFF_MS = 1_000;
+const MAX_BACKOFF_MS = 30_000;
+const STABLE_MS = 60_000;
+
+export class EventStream {
+  private child: ChildProcess | undefined;
+  private restart: Timer | undefined;
+  private backoffMs = FIRST_BACKOFF_MS;
+  private stopped = false;
+  /** Times the child had to be started again. */
+  restarts = 0;
+
+  constructor(private readonly options: EventStreamOptions) {}
+
+  get running(): boolean {
+    return this.child !== undefined;
+  }
+
+  start(): void {
+    const { clock, log, args } = this.options;
+    const command = this.options.command ?? "conntrack";
+    const startedAt = clock.now();
+    // conntrack writes to a pipe through a full stdio buffer: an event would
+    // wait for 4 KiB of others. stdbuf (coreutils) makes it line-buffered and
+    // execs it, so the PID is conntrack's. ctime() in its output follows TZ:
+    // UTC makes it parseable.
+    const child = spawn("stdbuf", ["-oL", command, ...args], {
+      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", TZ: "UTC" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child = child;
+    createInterface({ input: child.stdout }).on("line", this.options.onLine);
+    const stderr: string[] = [];
+    createInterface({ input: child.stderr }).on("line", (line) => {
+      if (line.includes("ENOBUFS")) this.options.onOverflow();
+      else if (!line.startsWith("This message") && !line.startsWith("Please, check")) stderr.push(line);
+    });
+    let failed = false;
+    const ended = (why: string): void => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      if (this.stopped) return;
+      if (clock.now() - startedAt >= STABLE_MS) this.backoffMs = FIRST_BACKOFF_MS;
+      const said = stderr.slice(-2).join(" | ");
+      log[failed ? "error" : "warn"](
+        { command: [command, ...args].join(" "), retryInMs: this.backoffMs, detail: said || undefined },
+        `conntrack event listener ${why}; restarting`,
+      );
+      this.restart = clock.setTimer(this.backoffMs, () => {
+        this.restarts += 1;
+        this.start();
+      });
+      this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2);
+    };
+    child.once("error", (error) => {
+      failed = true;
+      ended(`cannot start (${error.message}; the image needs the conntrack and coreutils packages)`);
+    });
+    child.once("close", (code, signal) => ended(`exited (${signal ?? code})`));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.restart?.cancel();
+    this.child?.kill("SIGTERM");
+    this.child = undefined;
+  }
+}

@@ -1,0 +1,212 @@
+// Flow logs through the built gateway: init and start-gateway.sh in the lab's
+// gateway pod with FLOW_LOGS=true, real TCP and UDP from the client pod to the
+// external host. Each finished connection is one line whose fields are the
+// connection the test made; the gateway's own probe traffic is not logged;
+// FLOW_LOGS_RATE drops and counts what is over it.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { metricsOf } from "../lab/gateway-health.js";
+import { describeInit, runInit, startGateway } from "../lab/gateway-pod.js";
+import type { NamespaceHttpClient } from "../lab/namespace-http.js";
+import { ADDR, buildPodLab, type PodLab } from "../lab/pod-lab.js";
+import type { GatewayProcess, LogLine } from "../lab/gateway-process.js";
+
+const PEER_PORT = 9400;
+const REPLY_BYTES = 5_000;
+const SEND_BYTES = 1_000;
+const SNAT_PORTS = { first: 30_000, last: 30_999 };
+const METRICS = "http://127.0.0.1:8080/metrics";
+
+interface Exchange {
+  readonly localPort: number;
+  readonly openedAt: number;
+  readonly closedAt: number;
+  readonly received: number;
+}
+
+/** The lab with init done, the peer server up and entries expiring within seconds (TIME_WAIT 2 s, UDP 2 s). */
+async function flowLab(tag: string): Promise<PodLab> {
+  const pod = buildPodLab(tag);
+  try {
+    const init = await runInit(pod, { SNAT_PORT_RANGE: `${SNAT_PORTS.first}-${SNAT_PORTS.last}` });
+    assert.equal(init.code, 0, describeInit(init));
+    // Per-namespace timeouts: the kernel's own expiry, only sooner than 120 s / 30 s.
+    pod.gateway.sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait", "2");
+    pod.gateway.sysctl("net.netfilter.nf_conntrack_udp_timeout", "2");
+    pod.routeClientViaGateway(true);
+    await pod.lab.startProgram(pod.external, "flow-peer.ts", [
+      ...["server", "--host", ADDR.external.v4, "--port", String(PEER_PORT)],
+      ...["--reply-bytes", String(REPLY_BYTES)],
+    ]);
+    return pod;
+  } catch (error) {
+    pod.destroy();
+    throw error;
+  }
+}
+
+async function exchanges(pod: PodLab, args: readonly string[]): Promise<Exchange[]> {
+  const run = await pod.lab.run(pod.client, process.execPath, [
+    ...["--import", "tsx", "lab/flow-peer.ts", ...args],
+    ...["--host", ADDR.external.v4, "--port", String(PEER_PORT), "--send-bytes", String(SEND_BYTES)],
+  ]);
+  assert.equal(run.code, 0, run.stderr);
+  return run.stdout
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as Exchange);
+}
+
+const flowLines = (gateway: GatewayProcess): LogLine[] =>
+  gateway.logs.filter((l) => l.name === "egress-gateway.flows");
+
+function startFlowGateway(pod: PodLab, env: Record<string, string>): GatewayProcess {
+  return startGateway(pod, {
+    FLOW_LOGS: "true",
+    HEALTH_LISTEN_ADDRESS: "127.0.0.1",
+    // The gateway's own traffic to the same host: must never show up as a flow.
+    HTTP_PROBE_URLS: `http://${ADDR.external.v4}:${PEER_PORT}/`,
+    HTTP_PROBE_INTERVAL: "200ms",
+    HTTP_PROBE_TIMEOUT: "1s",
+    ...env,
+  });
+}
+
+describe("flow logs through the gateway pod", () => {
+  let pod: PodLab;
+  let gateway: GatewayProcess;
+  let http: NamespaceHttpClient;
+
+  before(async () => {
+    pod = await flowLab("fl");
+    gateway = startFlowGateway(pod, {});
+    await gateway.waitForLog((l) => l.msg.startsWith("flow logs on"), 30_000);
+    http = await pod.httpClient(pod.gateway);
+    // The listeners subscribe a moment after the process starts them.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  });
+
+  after(async () => {
+    await gateway?.kill();
+    pod?.destroy();
+  });
+
+  it("logs a finished TCP connection with the client, destination, SNAT address, counters and times", async () => {
+    const [tcp] = await exchanges(pod, ["tcp", "--local-port", "41001", "--hold-ms", "1200"]);
+    assert.ok(tcp && tcp.received >= REPLY_BYTES, `received ${tcp?.received}`);
+    const line = await gateway.waitForLog(
+      (l) => l.name === "egress-gateway.flows" && l.clientPort === 41001,
+      15_000,
+    );
+    assert.equal(line.msg, "flow");
+    assert.equal(line.level, "info");
+    assert.equal(line.protocol, "tcp");
+    assert.equal(line.family, 4);
+    assert.equal(line.clientIp, ADDR.client.v4);
+    assert.equal(line.destinationIp, ADDR.external.v4);
+    assert.equal(line.destinationPort, PEER_PORT);
+    assert.equal(line.snatIp, ADDR.gateway.v4);
+    const snatPort = line.snatPort as number;
+    assert.ok(snatPort >= SNAT_PORTS.first && snatPort <= SNAT_PORTS.last, `SNAT port ${snatPort}`);
+    // Bytes count IP and TCP headers too: at least the payload, at most 100 bytes a packet more.
+    const [bytesOut, packetsOut] = [line.bytesOut as number, line.packetsOut as number];
+    const [bytesIn, packetsIn] = [line.bytesIn as number, line.packetsIn as number];
+    assert.ok(bytesOut >= SEND_BYTES && bytesOut <= SEND_BYTES + 100 * packetsOut, `out ${bytesOut}`);
+    assert.ok(bytesIn >= REPLY_BYTES && bytesIn <= REPLY_BYTES + 100 * packetsIn, `in ${bytesIn}`);
+    assert.ok(packetsOut >= 4 && packetsIn >= 4, `packets ${packetsOut}/${packetsIn}`);
+    // The end is the close, not the entry's expiry 2 s later; the start is to the second.
+    const start = Date.parse(line.start as string);
+    const end = Date.parse(line.end as string);
+    assert.ok(Math.abs(end - tcp.closedAt) < 500, `end ${line.end as string} vs closed ${tcp.closedAt}`);
+    assert.ok(start <= tcp.openedAt && tcp.openedAt - start < 1_000, `start ${line.start as string}`);
+    assert.equal(line.durationSeconds, (end - start) / 1000);
+    assert.ok(line.durationSeconds >= 1.2);
+    assert.equal(line.state, "TIME_WAIT");
+  });
+
+  it("logs a UDP exchange, and never the gateway's own probe traffic", async () => {
+    const [udp] = await exchanges(pod, ["udp", "--local-port", "41002"]);
+    assert.ok(udp);
+    const line = await gateway.waitForLog(
+      (l) => l.name === "egress-gateway.flows" && l.clientPort === 41002,
+      15_000,
+    );
+    assert.equal(line.protocol, "udp");
+    assert.equal(line.clientIp, ADDR.client.v4);
+    assert.equal(line.destinationPort, PEER_PORT);
+    assert.equal(line.snatIp, ADDR.gateway.v4);
+    assert.equal(line.packetsOut, 1);
+    assert.equal(line.packetsIn, 1);
+    assert.equal(line.bytesOut, SEND_BYTES + 28);
+    for (const flow of flowLines(gateway)) assert.equal(flow.clientIp, ADDR.client.v4, JSON.stringify(flow));
+    const metrics = await metricsOf(http, METRICS);
+    assert.equal(metrics.get("egress_gateway_flow_logs_total"), flowLines(gateway).length);
+    assert.equal(metrics.get('egress_gateway_flow_logs_dropped_total{reason="rate_limit"}'), 0);
+    assert.equal(metrics.get("egress_gateway_flow_log_listeners_up"), 3);
+  });
+
+  it("restarts a listener that dies, with backoff, and keeps logging", async () => {
+    const listeners = pod.gateway
+      .exec("pgrep", ["-f", "conntrack -E -e DESTROY"])
+      .trim()
+      .split("\n")
+      .map(Number)
+      .filter((pid) => gateway.child.pid !== undefined && parentOf(pid) === gateway.child.pid);
+    assert.equal(listeners.length, 1, "one DESTROY listener, a child of the gateway");
+    process.kill(listeners[0]!, "SIGKILL");
+    await gateway.waitForLog((l) => /conntrack event listener exited/.test(l.msg), 5_000);
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // the first backoff is 1 s
+    await exchanges(pod, ["tcp", "--local-port", "41003"]);
+    await gateway.waitForLog((l) => l.name === "egress-gateway.flows" && l.clientPort === 41003, 15_000);
+    const metrics = await metricsOf(http, METRICS);
+    assert.equal(metrics.get("egress_gateway_flow_log_listener_restarts_total"), 1);
+  });
+});
+
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return -1;
+  }
+}
+
+describe("flow logs rate limit", () => {
+  let pod: PodLab;
+  let gateway: GatewayProcess;
+
+  before(async () => {
+    pod = await flowLab("fr");
+  });
+
+  after(async () => {
+    await gateway?.kill();
+    pod?.destroy();
+  });
+
+  it("FLOW_LOGS_RATE=1: a burst of 12 connections logs the bucket's 2 and about 1 a second, counts the rest", async () => {
+    gateway = startFlowGateway(pod, { FLOW_LOGS_RATE: "1", HTTP_PROBE_URLS: "" });
+    await gateway.waitForLog((l) => l.msg.startsWith("flow logs on"), 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const http = await pod.httpClient(pod.gateway);
+    const made = await exchanges(pod, ["tcp", "--count", "12"]);
+    assert.equal(made.length, 12);
+    // Every DESTROY has come once logged + dropped reaches 12.
+    const until = performance.now() + 15_000;
+    let metrics = await metricsOf(http, METRICS);
+    const total = (): number =>
+      (metrics.get("egress_gateway_flow_logs_total") ?? 0) +
+      (metrics.get('egress_gateway_flow_logs_dropped_total{reason="rate_limit"}') ?? 0);
+    while (total() < 12 && performance.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      metrics = await metricsOf(http, METRICS);
+    }
+    const logged = metrics.get("egress_gateway_flow_logs_total") ?? 0;
+    const dropped = metrics.get('egress_gateway_flow_logs_dropped_total{reason="rate_limit"}') ?? 0;
+    assert.equal(logged + dropped, 12, `logged ${logged}, dropped ${dropped}`);
+    assert.ok(logged >= 2 && logged <= 5, `logged ${logged}`);
+    assert.equal(flowLines(gateway).length, logged);
+  });
+});
