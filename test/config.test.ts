@@ -597,8 +597,9 @@ const environment = fc.record(
   Object.fromEntries(
     variables.map((v) => [
       v.name,
+      // With about 30 variables, each must mostly be valid for whole configs to be accepted.
       fc.oneof(
-        { weight: 6, arbitrary: fc.constantFrom(v.default, "") },
+        { weight: 10, arbitrary: fc.constantFrom(v.default, "") },
         { weight: 3, arbitrary: plausible[v.name] },
         { weight: 1, arbitrary: edgeValue },
       ),
