@@ -29,17 +29,17 @@ export interface ProgrammedRoute {
   readonly dev: typeof VXLAN_DEVICE | typeof POD_DEVICE;
 }
 
-/** Route-store entries left out of the desired state, by reason. */
-export interface Skipped {
-  /** No node IP or no node name yet (the node agent sends these at times). */
-  readonly incomplete: number;
-  /** IPv6 destinations or non-IPv4 node addresses: vxlan0 is an IPv4 tunnel. */
-  readonly unsupported: number;
-  /** Remote-workload routes that name our own node. */
-  readonly ownNode: number;
-  /** A workload route whose dst is also a tunnel's exit route, or whose node IP another node claims. */
-  readonly conflicting: number;
-}
+/**
+ * Why a route-store entry is left out of the desired state:
+ * - incomplete: no node IP or no node name yet (the node agent sends these at times);
+ * - unsupported: an IPv6 destination or a non-IPv4 node address (vxlan0 is an IPv4 tunnel);
+ * - ownNode: a remote-workload route that names our own node;
+ * - conflicting: a workload route whose dst is also a tunnel's exit route, or whose node IP another node claims.
+ */
+export type SkipReason = "incomplete" | "unsupported" | "ownNode" | "conflicting";
+
+/** Route-store entries left out of the desired state, counted by reason. */
+export type Skipped = Readonly<Record<SkipReason, number>>;
 
 export interface DesiredState {
   /** Sorted by IP. */

@@ -23,46 +23,23 @@ export abstract class InitError extends EgressGatewayError {
   abstract readonly exitCode: number;
 }
 
-export class InitUsageError extends InitError {
-  readonly code = "EGW_ERR_INIT_USAGE";
-  readonly exitCode = EXIT.usage;
+/** The class of one init failure: its stable code and the exit status it maps to. */
+function initFailure(code: `EGW_ERR_INIT_${string}`, exitCode: number) {
+  return class extends InitError {
+    readonly code = code;
+    readonly exitCode = exitCode;
+  };
 }
 
-export class NoEth0Error extends InitError {
-  readonly code = "EGW_ERR_INIT_NO_ETH0";
-  readonly exitCode = EXIT.precondition;
-}
-
-export class PodIpNotOnEth0Error extends InitError {
-  readonly code = "EGW_ERR_INIT_POD_IP_NOT_ON_ETH0";
-  readonly exitCode = EXIT.precondition;
-}
-
+export class InitUsageError extends initFailure("EGW_ERR_INIT_USAGE", EXIT.usage) {}
+export class NoEth0Error extends initFailure("EGW_ERR_INIT_NO_ETH0", EXIT.precondition) {}
+export class PodIpNotOnEth0Error extends initFailure("EGW_ERR_INIT_POD_IP_NOT_ON_ETH0", EXIT.precondition) {}
 /** No rule tool (nft, iptables-nft, iptables-legacy) that was asked for, or none at all, works. */
-export class NoRuleToolError extends InitError {
-  readonly code = "EGW_ERR_INIT_NO_DATAPLANE";
-  readonly exitCode = EXIT.precondition;
-}
-
-export class DetectFailedError extends InitError {
-  readonly code = "EGW_ERR_INIT_DETECT_FAILED";
-  readonly exitCode = EXIT.failed;
-}
-
-export class NoPrivilegeError extends InitError {
-  readonly code = "EGW_ERR_INIT_NO_PRIVILEGE";
-  readonly exitCode = EXIT.privilege;
-}
-
-export class ApplyFailedError extends InitError {
-  readonly code = "EGW_ERR_INIT_APPLY_FAILED";
-  readonly exitCode = EXIT.failed;
-}
-
-export class VerifyFailedError extends InitError {
-  readonly code = "EGW_ERR_INIT_VERIFY_FAILED";
-  readonly exitCode = EXIT.failed;
-}
+export class NoRuleToolError extends initFailure("EGW_ERR_INIT_NO_DATAPLANE", EXIT.precondition) {}
+export class DetectFailedError extends initFailure("EGW_ERR_INIT_DETECT_FAILED", EXIT.failed) {}
+export class NoPrivilegeError extends initFailure("EGW_ERR_INIT_NO_PRIVILEGE", EXIT.privilege) {}
+export class ApplyFailedError extends initFailure("EGW_ERR_INIT_APPLY_FAILED", EXIT.failed) {}
+export class VerifyFailedError extends initFailure("EGW_ERR_INIT_VERIFY_FAILED", EXIT.failed) {}
 
 const MAX_DETAIL_CHARS = 400;
 
