@@ -89,11 +89,12 @@ interface Metrics {
   readonly [name: string]: number;
 }
 
+/** Each family's value: an unlabelled sample's, or the sum over its labelled ones (handles by type). */
 function parseMetrics(text: string): Metrics {
   const out: Record<string, number> = {};
   for (const line of text.split("\n")) {
-    const match = /^([a-z_0-9]+) (\S+)$/.exec(line);
-    if (match) out[match[1]!] = Number(match[2]);
+    const match = /^([a-z_0-9]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
+    if (match) out[match[1]!] = (out[match[1]!] ?? 0) + Number(match[2]);
   }
   return out;
 }
@@ -246,8 +247,8 @@ async function main(): Promise<void> {
         rssBytes: rssBytes(pid),
         heapUsedBytes: m.nodejs_heap_size_used_bytes ?? NaN,
         openFds: openFds(pid),
-        activeHandles: m.nodejs_active_handles_total ?? NaN,
-        activeResources: m.nodejs_active_resources_total ?? NaN,
+        activeHandles: m.nodejs_active_handles ?? NaN,
+        activeResources: m.nodejs_active_resources ?? NaN,
         eventLoopP99Seconds: m.nodejs_eventloop_lag_p99_seconds ?? NaN,
       };
       samples.push(sample);

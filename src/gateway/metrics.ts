@@ -105,7 +105,9 @@ export function renderMetrics(source: MetricsSource): string {
   return m.toString();
 }
 
-// prom-client's default names, help texts and units.
+// prom-client's default names, help texts and units, less its
+// nodejs_active_*_total gauges: `_total` is for counters (promtool refuses
+// them) and sum() gives the same.
 function runtimeMetrics(m: Exposition, r: RuntimeSample): void {
   if (r.openFds !== undefined) {
     m.family("process_open_fds", "gauge", "Number of open file descriptors.");
@@ -155,13 +157,7 @@ function httpPhaseMetrics(m: Exposition, group: ProbeGroup<HttpExchange>): void 
 
 function byType(m: Exposition, name: string, help: string, counts: ReadonlyMap<string, number>): void {
   m.family(name, "gauge", help);
-  let total = 0;
-  for (const [type, count] of counts) {
-    m.sample(name, { type }, count);
-    total += count;
-  }
-  m.family(`${name}_total`, "gauge", `${help.split(" grouped")[0]}, in total.`);
-  m.sample(`${name}_total`, {}, total);
+  for (const [type, count] of counts) m.sample(name, { type }, count);
 }
 
 function policySyncMetrics(m: Exposition, s: PolicySyncState): void {
