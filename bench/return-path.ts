@@ -173,7 +173,7 @@ async function main(): Promise<void> {
           );
         } else {
           const path = startPath(pod);
-          ours.push((await timed(() => (path.update(snapshot), settled(path, 0)))).ms);
+          ours.push((await timed(() => (path.update(() => snapshot), settled(path, 0)))).ms);
           await path.stop();
         }
         const count = await ourRouteCount(pod);
@@ -185,7 +185,7 @@ async function main(): Promise<void> {
     // 2. One change at a time after convergence: add a /32 to node 0, then take it away again.
     reset(pod);
     const path = startPath(pod);
-    path.update(snapshot);
+    path.update(() => snapshot);
     await settled(path, 0);
     const extra = route("198.19.200.1/32", {
       types: { ...NO_ROUTE_TYPES, remoteWorkload: true },
@@ -200,7 +200,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < flags.changes; i++) {
       const before = path.state().passes;
       const next = i % 2 === 0 ? withExtra : snapshot;
-      change.push((await timed(() => (path.update(next), settled(path, before)))).ms);
+      change.push((await timed(() => (path.update(() => next), settled(path, before)))).ms);
       if (path.state().lastChanges !== 1) throw new Error(`change ${i}: ${path.state().lastChanges} changes`);
     }
     const resync: number[] = [];

@@ -1,23 +1,28 @@
 // Route fixtures for tests, labs and benchmarks: a decoded Route with every
 // field at its "absent" value, so that a fixture names only what matters, kept
 // (addresses parsed) the way the route store keeps it.
-import { keepRoute } from "../src/sync/route-store.js";
+import { checkRoute } from "../src/sync/route-check.js";
 import { NO_ROUTE_TYPES, type KeptRoute, type Route } from "../src/sync/types.js";
 
 export { NO_ROUTE_TYPES };
 
 export function routeOf(dst: string, fields: Partial<Route> = {}): KeptRoute {
-  return keepRoute({
-    dst,
-    types: NO_ROUTE_TYPES,
-    poolType: "VXLAN",
-    dstNodeName: "",
-    dstNodeIp: "",
-    sameSubnet: false,
-    natOutgoing: false,
-    localWorkload: false,
-    tunnelType: undefined,
-    borrowed: false,
-    ...fields,
-  });
+  const checked = checkRoute(
+    {
+      dst,
+      types: NO_ROUTE_TYPES,
+      poolType: "VXLAN",
+      dstNodeName: "",
+      dstNodeIp: "",
+      sameSubnet: false,
+      natOutgoing: false,
+      localWorkload: false,
+      tunnelType: undefined,
+      borrowed: false,
+      ...fields,
+    },
+    undefined,
+  );
+  if (!checked.ok) throw new Error(`route fixture ${dst}: ${checked.detail}`);
+  return checked.route;
 }

@@ -26,7 +26,7 @@ import { teardownOnExit } from "./exit-hooks.js";
 import { describeInit, INIT_GATEWAY } from "./gateway-pod.js";
 import { NamespaceHttpClient } from "./namespace-http.js";
 import { RunLab } from "./run-lab.js";
-import { routeOf } from "./routes.js";
+import { NO_ROUTE_TYPES, routeOf } from "./routes.js";
 
 export const VNI = 4097;
 export const VXLAN_PORT = 4790;
@@ -312,7 +312,7 @@ const labRoute = (dst: string, fields: Partial<Route>): KeptRoute =>
 /** The routes the node agent would send the gateway in this lab, as the route store keeps them. */
 function labSnapshot(tunnel: boolean): RouteSnapshot {
   const { clientNode, gatewayNode } = TWO_NODE;
-  const types = labRoute("", {}).types;
+  const types = NO_ROUTE_TYPES;
   const ours = labRoute(TWO_NODE.gatewayPod.block, {
     types: { ...types, localWorkload: true },
     dstNodeName: gatewayNode.name,

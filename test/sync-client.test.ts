@@ -1,3 +1,4 @@
+import { REJECT_REASONS } from "../src/sync/route-check.js";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -99,7 +100,7 @@ function harness(t: TestContext): Harness {
         readiness,
         log,
         clock: options.clock ?? clock,
-        onSnapshot: (snapshot) => snapshots.push(snapshot),
+        onRoutes: (latest) => snapshots.push(latest()),
         socketCandidates: [join(dir, "calico", "nodeagent", "socket"), join(dir, "nodeagent", "socket")],
         ...options,
       };
@@ -175,6 +176,8 @@ describe("policy sync client over a unix socket", () => {
       lastSequence: 6n,
       routes: { tunnels: 1, remoteWorkloads: 1, ourRoute: true },
       incompleteRoutes: 0,
+      stagedRoutes: 0,
+      rejectedRoutes: new Map(REJECT_REASONS.map((reason) => [reason, 0])),
       reconnects: 0,
       messagesReceived: 7,
       messagesIgnored: 1,
@@ -357,7 +360,7 @@ describe("policy sync lifecycle", () => {
     const { sync, stream } = await inSyncWith(h, agent);
     const failing = await h.sync({
       socketPath: agent.socketPath,
-      onSnapshot: () => {
+      onRoutes: () => {
         throw new Error("consumer bug");
       },
     });

@@ -67,7 +67,10 @@ describe("route store: what it keeps", () => {
     const store = synced(update(ourBlock), update(ours));
     store.apply(remove("10.65.0.7/32"));
     assert.equal(store.snapshot?.ourRoute?.dst, "10.65.0.0/26", "falls back to the block");
-    assert.equal(new RouteStore(undefined).apply(inSync)?.ourRoute, undefined, "no IPv4, no route of ours");
+    const noIPv4 = new RouteStore(undefined);
+    noIPv4.apply(update(ourBlock));
+    noIPv4.apply(inSync);
+    assert.equal(noIPv4.snapshot?.ourRoute, undefined, "no IPv4, no route of ours");
   });
 
   it("treats an update as the whole new state of its dst", () => {
@@ -105,29 +108,33 @@ describe("route store: when a view is published", () => {
   it("publishes nothing before the first InSync, then the complete view, even an empty one", () => {
     const store = new RouteStore(OUR_IP);
     store.newStream();
-    assert.equal(store.apply(update(tunnelB)), undefined);
-    assert.equal(store.snapshot, undefined);
+    assert.equal(store.apply(update(tunnelB)), false);
+    const before = store.snapshot;
+    assert.equal(before, undefined);
     assert.equal(store.inSync, false);
-    assert.equal(store.apply(inSync)?.tunnels.size, 1);
+    assert.equal(store.staged, 1);
+    assert.equal(store.apply(inSync), true);
+    assert.equal(store.snapshot?.tunnels.size, 1);
     assert.equal(store.inSync, true);
-    assert.equal(new RouteStore(OUR_IP).apply(inSync)?.tunnels.size, 0);
+    const empty = new RouteStore(OUR_IP);
+    assert.equal(empty.apply(inSync), true);
+    assert.equal(empty.snapshot?.tunnels.size, 0);
   });
 
   it("publishes every change after InSync, and nothing for updates that change nothing", () => {
     const store = synced(update(tunnelB));
     const first = store.snapshot;
-    assert.equal(store.apply(update(tunnelB)), undefined, "same route again");
-    assert.equal(
-      store.apply(update({ dst: "10.96.0.0/12", types: [] })),
-      undefined,
-      "a route we do not keep",
-    );
-    assert.equal(store.apply(remove("10.99.0.0/16")), undefined, "removal of an unknown dst");
-    assert.equal(store.apply(inSync), undefined, "a repeated InSync");
-    const second = store.apply(update(workloadsB));
+    assert.equal(store.apply(update(tunnelB)), false, "same route again");
+    assert.equal(store.snapshot, first, "the same view, not a copy");
+    assert.equal(store.apply(update({ dst: "10.96.0.0/12", types: [] })), false, "a route we do not keep");
+    assert.equal(store.apply(remove("10.99.0.0/16")), false, "removal of an unknown dst");
+    assert.equal(store.apply(inSync), false, "a repeated InSync");
+    assert.equal(store.apply(update(workloadsB)), true);
+    const second = store.snapshot;
     assert.equal(second?.remoteWorkloads.size, 1);
-    assert.equal(store.apply(remove(tunnelB.dst))?.tunnels.size, 0);
-    assert.equal(first?.tunnels.size, 1, "a published snapshot never changes afterwards");
+    assert.equal(store.apply(remove(tunnelB.dst)), true);
+    assert.equal(store.snapshot?.tunnels.size, 0);
+    assert.equal(first?.tunnels.size, 1, "a snapshot handed out never changes afterwards");
     assert.equal(first.remoteWorkloads.size, 0);
     assert.equal(second.tunnels.size, 1);
   });
@@ -140,10 +147,11 @@ describe("route store: when a view is published", () => {
     assert.equal(store.inSync, false);
     const workloadsC = { ...workloadsB, dst: "10.65.2.0/26", dstNodeName: "node-c", dstNodeIp: "192.0.2.12" };
     for (const event of [update(ourBlock), update(tunnelB), update(workloadsC)]) {
-      assert.equal(store.apply(event), undefined, "nothing published while replaying");
+      assert.equal(store.apply(event), false, "nothing published while replaying");
     }
     assert.equal(store.snapshot, before, "the dataplane still has the old view");
-    const after = store.apply(inSync);
+    store.apply(inSync);
+    const after = store.snapshot;
     assert.deepEqual([...(after?.remoteWorkloads.keys() ?? [])], ["10.65.2.0/26"], "B's routes are gone");
     assert.equal(after?.ourRoute?.dst, "10.65.0.0/26");
     assert.deepEqual([...(before?.remoteWorkloads.keys() ?? [])], ["10.65.1.0/26"]);
@@ -154,7 +162,8 @@ describe("route store: when a view is published", () => {
     store.newStream();
     store.apply(update(workloadsB));
     store.newStream();
-    const view = store.apply(inSync);
+    store.apply(inSync);
+    const view = store.snapshot;
     assert.equal(view?.remoteWorkloads.size, 0);
     assert.equal(view?.tunnels.size, 0);
   });

@@ -79,7 +79,7 @@ export function desiredState(input: DesiredInput): DesiredState {
       skipped.ownNode++;
     } else {
       const { cidr, nodeIpv4: nodeIp } = route;
-      if (cidr?.family !== 4 || nodeIp === undefined) skipped.unsupported++;
+      if (cidr.family !== 4 || nodeIp === undefined) skipped.unsupported++;
       else candidates.push({ route, cidr, nodeIp });
     }
   }
@@ -147,7 +147,7 @@ function groupTunnels(tunnels: ReadonlyMap<string, KeptRoute>): Map<string, Tunn
   const byNode = new Map<string, Tunnel[]>();
   for (const route of tunnels.values()) {
     const { cidr } = route;
-    if (cidr?.family !== 4 || cidr.length !== 32 || route.tunnelType === undefined) continue;
+    if (cidr.family !== 4 || cidr.length !== 32 || route.tunnelType === undefined) continue;
     const list = byNode.get(route.dstNodeName) ?? [];
     list.push({ address: cidr.network, route });
     byNode.set(route.dstNodeName, list);

@@ -13,7 +13,7 @@ import { parseIpv4 } from "../ip/ipv4.js";
 import { POD_DEVICE } from "../pod-network/devices.js";
 import { COMPONENT } from "../readiness/components.js";
 import type { Component } from "../readiness/readiness.js";
-import type { RouteSnapshot } from "../sync/types.js";
+import type { RouteSnapshot, SnapshotSource } from "../sync/types.js";
 import { errorMessage, InvalidOptionError } from "../errors.js";
 import { DataplaneError, UNEXPECTED_ERROR_CODE } from "./errors.js";
 import { createKernel } from "./kernel.js";
@@ -67,8 +67,11 @@ export interface ReturnPathState {
 }
 
 export interface ReturnPath {
-  /** Hands over the route store's latest snapshot; returns at once. */
-  update(snapshot: RouteSnapshot): void;
+  /**
+   * Says the routes changed; returns at once. `latest` is called when a pass
+   * starts, so any number of changes meanwhile cost one snapshot and one pass.
+   */
+  update(latest: SnapshotSource): void;
   /** Asks for a pass that reads the kernel back, whatever it believes it holds. */
   resync(): void;
   /** Cancels timers and waits for a running pass; leaves the kernel as it is. */
@@ -95,7 +98,7 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
     detail: "waiting for routes from the node agent",
   });
 
-  let latest: RouteSnapshot | undefined;
+  let latest: SnapshotSource | undefined;
   let wanted = false;
   let stopped = false;
   let running: Promise<void> | undefined;
@@ -138,9 +141,9 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
   };
 
   const runPass = async (): Promise<void> => {
-    const snapshot = latest;
-    if (!wanted || snapshot === undefined) return;
+    if (!wanted || latest === undefined) return;
     wanted = false;
+    const snapshot = latest();
     const started = clock.now();
     try {
       const result = await reconciler.pass(snapshot);
@@ -211,9 +214,9 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
   };
 
   return {
-    update(snapshot) {
+    update(source) {
       if (stopped) return;
-      latest = snapshot;
+      latest = source;
       want();
     },
     resync() {

@@ -263,7 +263,7 @@ function prepareReturnPath(
     log,
     clock,
     socketCandidates: deps.socketCandidates,
-    onSnapshot: (snapshot) => returnPath?.update(snapshot),
+    onRoutes: (latest) => returnPath?.update(latest),
   };
   const prepared = preparePolicySync(options);
   if (prepared.mode === "none") {

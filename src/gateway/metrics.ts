@@ -195,6 +195,14 @@ function policySyncMetrics(m: Exposition, s: PolicySyncState): void {
     "Routes skipped for lack of a node IP or name.",
   );
   m.sample("egress_gateway_policy_sync_incomplete_routes", {}, s.incompleteRoutes);
+  m.family(
+    "egress_gateway_policy_sync_rejected_routes_total",
+    "counter",
+    "Route updates rejected as unsafe or invalid, never programmed, by reason.",
+  );
+  for (const [reason, count] of s.rejectedRoutes) {
+    m.sample("egress_gateway_policy_sync_rejected_routes_total", { reason }, count);
+  }
 }
 
 function flowLogMetrics(m: Exposition, s: FlowLogCounters): void {

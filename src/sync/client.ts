@@ -26,13 +26,17 @@ import { COMPONENT } from "../readiness/components.js";
 import type { Component } from "../readiness/readiness.js";
 import { decodeToDataplane } from "./codec.js";
 import { SYNC_METHOD, syncRequestType, toDataplaneType, type ToDataplaneMessage } from "./proto.js";
-import { isIncomplete, RouteStore } from "./route-store.js";
+import { RouteStore } from "./route-store.js";
+import { RejectionLog } from "./rejection-log.js";
 import { socketToDial } from "./socket.js";
 import type { AgentSocketPlan, PolicySync, PolicySyncOptions, PolicySyncState } from "./policy-sync.js";
-import type { RouteSnapshot } from "./types.js";
 
 /** SPEC §5: redial every 3 s while the socket is absent or broken. */
 export const REDIAL_MS = 3_000; // 3 s
+/** While a stream replays without InSync, how often its readiness detail is brought up to date. */
+export const REPLAY_CHECK_MS = 5_000; // 5 s
+/** A replay with no message for this long has stalled (the agent sends a snapshot in one go). */
+export const REPLAY_STALL_MS = 10_000; // 10 s
 
 const SYNC_REQUEST = { subscriptionType: "l3-routes", supportsIPv6RouteUpdates: true };
 
@@ -42,6 +46,8 @@ interface Stream {
   readonly call: ClientReadableStream<ToDataplaneMessage>;
   connected: boolean;
   ended: boolean;
+  connectedAt: number;
+  lastMessageAt: number | undefined;
 }
 
 export class SyncClient implements PolicySync {
@@ -53,9 +59,11 @@ export class SyncClient implements PolicySync {
   private lastPath: string | undefined;
   private redialTimer: Timer | undefined;
   private refreshTimer: Timer | undefined;
+  private replayTimer: Timer | undefined;
+  private readonly rejectionLog: RejectionLog;
   private stopped = false;
   /** The last problem logged, so that a socket absent for an hour is one line, not 1,200. */
-  private loggedProblem: string | undefined;
+  private loggedProblem: "absent" | "broken" | "refused" | "stalled" | undefined;
   private attempts = 0;
   private messages = 0;
   private ignored = 0;
@@ -70,7 +78,17 @@ export class SyncClient implements PolicySync {
     const timeoutMs = options.config.health.datastoreTimeoutMs;
     this.redialMs = options.redialMs ?? REDIAL_MS;
     this.refreshMs = Math.max(1, Math.floor(timeoutMs / 3));
-    this.store = new RouteStore(options.config.podIPv4);
+    this.rejectionLog = new RejectionLog(({ reason, count, detail }) =>
+      options.log.warn(
+        { component: "DatastoreConnection", reason, count, detail },
+        count === 1
+          ? "rejected a route from the node agent"
+          : `rejected ${count} routes from the node agent since the last such line`,
+      ),
+    );
+    this.store = new RouteStore(options.config.podIPv4, {
+      onReject: (reason, detail) => this.rejectionLog.note(reason, detail, options.clock.now()),
+    });
     const where = plan.mode === "explicit" ? plan.path : plan.mounted.join(", ");
     options.log.info({ component: COMPONENT.datastoreConnection, socket: where }, "policy sync starting");
     if (options.config.podIPv4 === undefined) {
@@ -83,24 +101,17 @@ export class SyncClient implements PolicySync {
   }
 
   state(): PolicySyncState {
-    const snapshot = this.store.snapshot;
-    let incomplete = 0;
-    if (snapshot) {
-      for (const route of snapshot.tunnels.values()) if (isIncomplete(route)) incomplete++;
-      for (const route of snapshot.remoteWorkloads.values()) if (isIncomplete(route)) incomplete++;
-    }
+    const counts = this.store.counts;
     return {
       mode: "agent",
       socketPath: this.stream?.path ?? this.lastPath,
       connected: this.stream?.connected ?? false,
       inSync: this.stream !== undefined && this.store.inSync,
       lastSequence: this.lastSequence,
-      routes: {
-        tunnels: snapshot?.tunnels.size ?? 0,
-        remoteWorkloads: snapshot?.remoteWorkloads.size ?? 0,
-        ourRoute: snapshot?.ourRoute !== undefined,
-      },
-      incompleteRoutes: incomplete,
+      routes: { tunnels: counts.tunnels, remoteWorkloads: counts.remoteWorkloads, ourRoute: counts.ourRoute },
+      incompleteRoutes: counts.incomplete,
+      stagedRoutes: this.store.staged,
+      rejectedRoutes: this.store.rejections,
       reconnects: Math.max(0, this.attempts - 1),
       messagesReceived: this.messages,
       messagesIgnored: this.ignored,
@@ -111,6 +122,7 @@ export class SyncClient implements PolicySync {
     this.stopped = true;
     this.redialTimer?.cancel();
     this.refreshTimer?.cancel();
+    this.replayTimer?.cancel();
     const stream = this.stream;
     this.stream = undefined;
     if (!stream) return;
@@ -142,7 +154,15 @@ export class SyncClient implements PolicySync {
       toDataplaneType.deserialize,
       SYNC_REQUEST,
     );
-    const stream: Stream = { path, client, call, connected: false, ended: false };
+    const stream: Stream = {
+      path,
+      client,
+      call,
+      connected: false,
+      ended: false,
+      connectedAt: 0,
+      lastMessageAt: undefined,
+    };
     this.stream = stream;
     this.store.newStream();
     call.on("metadata", () => this.onConnected(stream));
@@ -156,43 +176,91 @@ export class SyncClient implements PolicySync {
   private onConnected(stream: Stream): void {
     if (stream !== this.stream || stream.connected) return;
     stream.connected = true;
+    stream.connectedAt = this.options.clock.now();
     this.loggedProblem = undefined;
     this.options.log.info(
       { component: COMPONENT.datastoreConnection, socket: stream.path },
       "policy sync connected",
     );
     this.component.report(false, `connected to ${stream.path}, waiting for InSync`);
+    this.watchReplay(stream);
+  }
+
+  /**
+   * Until InSync, keeps the detail saying how far the replay got, so that an
+   * agent that never sends InSync, or stalls mid-snapshot, is visible in
+   * /readiness and in one log line rather than as a bare "waiting".
+   */
+  private watchReplay(stream: Stream): void {
+    this.replayTimer = this.options.clock.setTimer(REPLAY_CHECK_MS, () => {
+      if (stream !== this.stream || this.stopped || this.store.inSync) return;
+      const now = this.options.clock.now();
+      const since = formatDuration(now - stream.connectedAt);
+      const staged = this.store.staged;
+      let detail: string;
+      let stalled = false;
+      if (stream.lastMessageAt === undefined) {
+        detail = `connected to ${stream.path} ${since} ago; no InSync: the node agent has sent nothing`;
+        stalled = true;
+      } else if (now - stream.lastMessageAt >= REPLAY_STALL_MS) {
+        detail =
+          `connected to ${stream.path} ${since} ago; no InSync: the node agent stalled mid-snapshot ` +
+          `(${staged} routes received, the last ${formatDuration(now - stream.lastMessageAt)} ago)`;
+        stalled = true;
+      } else {
+        detail = `connected to ${stream.path} ${since} ago; waiting for InSync (${staged} routes received so far)`;
+      }
+      this.component.describe(detail);
+      if (stalled && this.loggedProblem !== "stalled") {
+        this.loggedProblem = "stalled";
+        this.options.log.warn({ component: "DatastoreConnection", detail }, "policy sync waiting for InSync");
+      }
+      this.watchReplay(stream);
+    });
   }
 
   private onMessage(stream: Stream, message: ToDataplaneMessage): void {
     if (stream !== this.stream) return;
     this.onConnected(stream);
     this.messages++;
+    stream.lastMessageAt = this.options.clock.now();
     const event = decodeToDataplane(message);
     if (event === undefined) {
       this.ignored++;
     } else {
       this.lastSequence = event.sequence;
       const wasInSync = this.store.inSync;
-      const snapshot = this.store.apply(event);
-      if (!wasInSync && this.store.inSync) this.onInSync(stream, snapshot);
-      if (snapshot) this.deliver(snapshot);
+      const changed = this.store.apply(event);
+      if (!wasInSync && this.store.inSync) this.onInSync(stream);
+      if (changed) this.deliver();
     }
-    if (this.store.inSync) this.component.report(true);
+    if (this.store.inSync) this.component.report(true, this.inSyncDetail(stream));
   }
 
-  private onInSync(stream: Stream, snapshot: RouteSnapshot | undefined): void {
+  private inSyncDetail(stream: Stream): string {
+    let rejected = 0;
+    for (const count of this.store.rejections.values()) rejected += count;
+    const base = `in sync with the node agent at ${stream.path}`;
+    if (rejected === 0) return base;
+    const limit = this.store.rejections.get("route_limit") ?? 0;
+    return `${base}; ${rejected} invalid routes rejected${limit > 0 ? `, ${limit} of them over the route limit` : ""} (see the log)`;
+  }
+
+  private onInSync(stream: Stream): void {
+    this.replayTimer?.cancel();
+    const counts = this.store.counts;
     this.options.log.info(
       {
         component: COMPONENT.datastoreConnection,
         socket: stream.path,
-        tunnels: snapshot?.tunnels.size,
-        remoteWorkloads: snapshot?.remoteWorkloads.size,
-        ourRoute: snapshot?.ourRoute?.dst,
+        tunnels: counts.tunnels,
+        remoteWorkloads: counts.remoteWorkloads,
+        ourRoute: this.store.snapshot?.ourRoute?.dst,
       },
       "policy sync in sync",
     );
-    this.component.report(true, `in sync with the node agent at ${stream.path}`);
+    if (this.loggedProblem === "stalled") this.loggedProblem = undefined;
+    this.component.report(true, this.inSyncDetail(stream));
     this.refresh(stream);
   }
 
@@ -204,9 +272,9 @@ export class SyncClient implements PolicySync {
     });
   }
 
-  private deliver(snapshot: RouteSnapshot): void {
+  private deliver(): void {
     try {
-      this.options.onSnapshot(snapshot);
+      this.options.onRoutes(() => this.store.snapshot!);
     } catch (error) {
       this.options.log.error(
         { component: COMPONENT.datastoreConnection, err: error },
@@ -220,6 +288,7 @@ export class SyncClient implements PolicySync {
     if (stream !== this.stream) return;
     this.stream = undefined;
     this.refreshTimer?.cancel();
+    this.replayTimer?.cancel();
     stream.client.close();
     if (this.stopped) return;
     const why = `${grpcStatus[status.code] ?? status.code}: ${status.details}`;

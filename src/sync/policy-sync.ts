@@ -12,7 +12,8 @@ import { formatDuration } from "../config/duration.js";
 import { COMPONENT } from "../readiness/components.js";
 import type { Component, Readiness } from "../readiness/readiness.js";
 import { DEFAULT_SOCKET_CANDIDATES, planSocket, type SocketPlan } from "./socket.js";
-import type { RouteSnapshot } from "./types.js";
+import type { RejectReason } from "./route-check.js";
+import type { SnapshotSource } from "./types.js";
 
 /** The subset of pino's Logger policy sync writes to. */
 export interface PolicySyncLog {
@@ -26,8 +27,12 @@ export interface PolicySyncOptions {
   readonly readiness: Pick<Readiness, "register">;
   readonly log: PolicySyncLog;
   readonly clock: Clock;
-  /** Called with each new view: at every InSync and after it on every change (coalesce downstream). */
-  readonly onSnapshot: (snapshot: RouteSnapshot) => void;
+  /**
+   * Called at every InSync and after it on every change, with the way to the
+   * latest view: the consumer builds it when it is ready to use it, so a burst
+   * of messages costs one snapshot, not one per message.
+   */
+  readonly onRoutes: (latest: SnapshotSource) => void;
   /** Discovery paths when DAEMON_SOCKET_PATH is unset; the two SPEC layouts by default. */
   readonly socketCandidates?: readonly string[];
   /** Pause between dial attempts; REDIAL_MS (./client.js) by default. */
@@ -48,6 +53,10 @@ export interface PolicySyncState {
   readonly routes: { readonly tunnels: number; readonly remoteWorkloads: number; readonly ourRoute: boolean };
   /** Routes in that view that return-path programming skips for now (no node name or node IP yet). */
   readonly incompleteRoutes: number;
+  /** Routes the current stream has replayed so far, before its InSync. */
+  readonly stagedRoutes: number;
+  /** Route updates rejected since start, by reason (route-check.ts). */
+  readonly rejectedRoutes: ReadonlyMap<RejectReason, number>;
   /** Dial attempts after the first one. */
   readonly reconnects: number;
   readonly messagesReceived: number;
@@ -85,6 +94,8 @@ const idleState = (mode: PolicySyncState["mode"]): PolicySyncState => ({
   lastSequence: undefined,
   routes: { tunnels: 0, remoteWorkloads: 0, ourRoute: false },
   incompleteRoutes: 0,
+  stagedRoutes: 0,
+  rejectedRoutes: new Map(),
   reconnects: 0,
   messagesReceived: 0,
   messagesIgnored: 0,

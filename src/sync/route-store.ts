@@ -6,9 +6,26 @@
 // snapshot, so a restarting agent never makes the gateway unlearn its return
 // paths; at InSync the complete new view replaces the old one, which also
 // removes whatever disappeared during the outage.
-import { ipv4CidrContains, parseCidr } from "../ip/cidr.js";
+import { ipv4CidrContains } from "../ip/cidr.js";
 import { parseIpv4 } from "../ip/ipv4.js";
+import { checkRoute, REJECT_REASONS, type RejectReason } from "./route-check.js";
 import type { KeptRoute, Route, RouteSnapshot, RouteTypes, SyncEvent, TunnelType } from "./types.js";
+
+/**
+ * Routes one view keeps at most (distinct dsts). Far above what a node agent
+ * sends (a 5,000-node cluster with a few blocks per node: tens of thousands),
+ * low enough that a flooding agent cannot take more than about 100 MB.
+ */
+export const MAX_ROUTES = 200_000;
+
+/** Sizes of a view, for state and metrics. */
+export interface RouteCounts {
+  readonly tunnels: number;
+  readonly remoteWorkloads: number;
+  readonly ourRoute: boolean;
+  /** Kept routes that return-path programming skips for now (no node name or node IP yet). */
+  readonly incomplete: number;
+}
 
 /** A host tunnel: REMOTE_TUNNEL or LOCAL_TUNNEL, with a tunnel type. */
 export const isHostTunnel = (route: Route): boolean =>
@@ -20,13 +37,6 @@ export const isHostTunnel = (route: Route): boolean =>
  */
 export const isIncomplete = (route: Route): boolean =>
   route.dstNodeName === "" || (route.types.remoteWorkload && route.dstNodeIp === "");
-
-/** Parses a route's addresses, once, as it arrives: nothing downstream parses route text again. */
-export const keepRoute = (route: Route): KeptRoute => ({
-  ...route,
-  cidr: parseCidr(route.dst),
-  nodeIpv4: parseIpv4(route.dstNodeIp),
-});
 
 const TYPE_KEYS: readonly (keyof RouteTypes)[] = [
   "remoteWorkload",
@@ -76,6 +86,10 @@ class RouteMap {
     return this.map.has(dst) && this.own().delete(dst);
   }
 
+  has(dst: string): boolean {
+    return this.map.has(dst);
+  }
+
   get size(): number {
     return this.map.size;
   }
@@ -106,20 +120,63 @@ class RouteSet {
   private readonly ours = new RouteMap();
   private cached: RouteSnapshot | undefined;
 
-  constructor(private readonly ourIPv4: number | undefined) {}
+  constructor(
+    private readonly ourIPv4: number | undefined,
+    private readonly maxRoutes: number,
+    private readonly onReject: RejectionListener,
+  ) {}
 
-  /** Applies one update; true when the view changed. */
-  update(route: KeptRoute): boolean {
+  /** Distinct dsts kept (a route can be a tunnel and a workload at once: counted twice, an upper bound). */
+  get size(): number {
+    return this.tunnels.size + this.remoteWorkloads.size + this.ours.size;
+  }
+
+  /**
+   * Applies one update; true when the view changed. The addresses are checked
+   * and parsed here, once. A rejected update changes nothing: its dst keeps
+   * what it had, so one bad message cannot take away a good route (our own
+   * block sent again as a remote workload must not unseat our route).
+   */
+  update(route: Route): boolean {
+    const wanted = isHostTunnel(route) || route.types.remoteWorkload || route.types.localWorkload;
+    if (!wanted) return this.remove(route.dst);
+    const checked = checkRoute(route, this.ourIPv4);
+    if (!checked.ok) {
+      this.onReject(checked.reason, checked.detail);
+      return false;
+    }
+    if (this.size >= this.maxRoutes && !this.has(route.dst)) {
+      this.onReject("route_limit", `dst ${route.dst}: already ${this.maxRoutes} routes kept`);
+      return false;
+    }
+    const kept = checked.route;
     // Decided here once; the dataplane trusts snapshot.ourRoute to cover our IPv4.
     const isOurs =
-      route.types.localWorkload &&
+      kept.types.localWorkload &&
       this.ourIPv4 !== undefined &&
-      route.cidr?.family === 4 &&
-      ipv4CidrContains(route.cidr, this.ourIPv4);
-    const tunnels = this.tunnels.put(route, isHostTunnel(route));
-    const workloads = this.remoteWorkloads.put(route, route.types.remoteWorkload);
-    const ours = this.ours.put(route, isOurs);
+      kept.cidr.family === 4 &&
+      ipv4CidrContains(kept.cidr, this.ourIPv4);
+    const tunnels = this.tunnels.put(kept, isHostTunnel(kept));
+    const workloads = this.remoteWorkloads.put(kept, kept.types.remoteWorkload);
+    const ours = this.ours.put(kept, isOurs);
     return this.changed(tunnels || workloads || ours);
+  }
+
+  counts(published: boolean): RouteCounts {
+    if (!published) return { tunnels: 0, remoteWorkloads: 0, ourRoute: false, incomplete: 0 };
+    let incomplete = 0;
+    for (const route of this.tunnels.values()) if (isIncomplete(route)) incomplete++;
+    for (const route of this.remoteWorkloads.values()) if (isIncomplete(route)) incomplete++;
+    return {
+      tunnels: this.tunnels.size,
+      remoteWorkloads: this.remoteWorkloads.size,
+      ourRoute: this.ours.size > 0,
+      incomplete,
+    };
+  }
+
+  private has(dst: string): boolean {
+    return this.tunnels.has(dst) || this.remoteWorkloads.has(dst) || this.ours.has(dst);
   }
 
   remove(dst: string): boolean {
@@ -150,7 +207,7 @@ class RouteSet {
     let best: KeptRoute | undefined;
     let bestLength = -1;
     for (const route of this.ours.values()) {
-      const length = route.cidr?.length ?? -1;
+      const length = route.cidr.length;
       if (length > bestLength || (length === bestLength && best !== undefined && route.dst < best.dst)) {
         best = route;
         bestLength = length;
@@ -160,18 +217,29 @@ class RouteSet {
   }
 }
 
+/** What the store does with a route it rejects; see route-check.ts. */
+export type RejectionListener = (reason: RejectReason, detail: string) => void;
+
 export class RouteStore {
   private readonly ourIPv4: number | undefined;
   private live: RouteSet;
   private staging: RouteSet;
   private synced = false;
-  private published: RouteSnapshot | undefined;
+  private everSynced = false;
+  private readonly rejected = new Map<RejectReason, number>(REJECT_REASONS.map((r) => [r, 0]));
 
-  /** `ourIPv4`: the gateway's own address, to find the route of our node. */
-  constructor(ourIPv4: string | undefined) {
+  /**
+   * `ourIPv4`: the gateway's own address, to find the route of our node and to
+   * reject routes that would take its traffic. `maxRoutes` bounds the routes
+   * kept per view, so that a flooding agent cannot exhaust memory.
+   */
+  constructor(
+    ourIPv4: string | undefined,
+    private readonly options: { readonly onReject?: RejectionListener; readonly maxRoutes?: number } = {},
+  ) {
     this.ourIPv4 = ourIPv4 === undefined ? undefined : parseIpv4(ourIPv4);
-    this.live = new RouteSet(this.ourIPv4);
-    this.staging = new RouteSet(this.ourIPv4);
+    this.live = this.newSet();
+    this.staging = this.newSet();
   }
 
   /** True once the current stream's InSync has been applied. */
@@ -179,37 +247,58 @@ export class RouteStore {
     return this.synced;
   }
 
-  /** The view last handed to the dataplane; undefined before the first InSync. */
+  /**
+   * The view for the dataplane; undefined before the first InSync. Built when
+   * asked for and cached until the next change, so a burst of messages costs
+   * one copy per reconcile pass that reads it, not one per message.
+   */
   get snapshot(): RouteSnapshot | undefined {
-    return this.published;
+    return this.everSynced ? this.live.snapshot() : undefined;
+  }
+
+  /** Counts of the view the dataplane gets, without building a snapshot. */
+  get counts(): RouteCounts {
+    return this.live.counts(this.everSynced);
+  }
+
+  /** Routes staged by the current stream's replay before its InSync. */
+  get staged(): number {
+    return this.synced ? 0 : this.staging.size;
+  }
+
+  /** Rejected route updates since start, by reason. */
+  get rejections(): ReadonlyMap<RejectReason, number> {
+    return this.rejected;
   }
 
   /** A new stream starts: its replay is staged apart until its InSync. */
   newStream(): void {
-    this.staging = new RouteSet(this.ourIPv4);
+    this.staging = this.newSet();
     this.synced = false;
   }
 
   /**
-   * Applies one event. Returns the snapshot to hand to the dataplane when the
-   * published view changed: at InSync (always, even if empty or unchanged: it
-   * is the new complete view), and after it on every change.
+   * Applies one event. True when the dataplane's view changed: at InSync
+   * (always, even if empty or unchanged: it is the new complete view), and
+   * after it on every change.
    */
-  apply(event: SyncEvent): RouteSnapshot | undefined {
+  apply(event: SyncEvent): boolean {
     if (event.kind === "inSync") {
-      if (this.synced) return undefined;
+      if (this.synced) return false;
       this.live = this.staging;
       this.synced = true;
-      return this.publish();
+      this.everSynced = true;
+      return true;
     }
     const target = this.synced ? this.live : this.staging;
-    const changed =
-      event.kind === "routeUpdate" ? target.update(keepRoute(event.route)) : target.remove(event.dst);
-    return changed && this.synced ? this.publish() : undefined;
+    const changed = event.kind === "routeUpdate" ? target.update(event.route) : target.remove(event.dst);
+    return changed && this.synced;
   }
 
-  private publish(): RouteSnapshot {
-    this.published = this.live.snapshot();
-    return this.published;
+  private newSet(): RouteSet {
+    return new RouteSet(this.ourIPv4, this.options.maxRoutes ?? MAX_ROUTES, (reason, detail) => {
+      this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
+      this.options.onReject?.(reason, detail);
+    });
   }
 }

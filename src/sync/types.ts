@@ -48,10 +48,9 @@ export interface Route {
   readonly borrowed: boolean;
 }
 
-/** A route as the store keeps it: its addresses parsed once, on arrival. */
+/** A route as the store keeps it: checked, its addresses parsed once, on arrival (route-check.ts). */
 export interface KeptRoute extends Route {
-  /** `dst` parsed; undefined when it is not a CIDR. */
-  readonly cidr: Cidr | undefined;
+  readonly cidr: Cidr;
   /** `dstNodeIp` as an IPv4 number; undefined when empty or not IPv4. */
   readonly nodeIpv4: number | undefined;
 }
@@ -61,6 +60,9 @@ export type SyncEvent =
   | { readonly kind: "inSync"; readonly sequence: bigint }
   | { readonly kind: "routeUpdate"; readonly sequence: bigint; readonly route: Route }
   | { readonly kind: "routeRemove"; readonly sequence: bigint; readonly dst: string };
+
+/** The latest view, built when called (see RouteStore.snapshot). */
+export type SnapshotSource = () => RouteSnapshot;
 
 /** The routes the store keeps, as handed to the desired-state function after every coalesced change. */
 export interface RouteSnapshot {
