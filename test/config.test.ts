@@ -43,6 +43,7 @@ const DEFAULTS: Config = {
   drainMs: 25_000,
   drainMinMs: 35_000,
   flowLogs: { enabled: false, ratePerSecond: 1_000 },
+  dataplaneCheckMs: 5_000,
   adjustments: [],
 };
 
@@ -416,6 +417,13 @@ describe("parseConfig refuses", () => {
     { env: { SNAT_PORT_RANGE: "0-65535" }, variable: "SNAT_PORT_RANGE", says: /out of range/ },
     { env: { SNAT_PORT_RANGE: "1024-65536" }, variable: "SNAT_PORT_RANGE", says: /out of range/ },
     { env: { SNAT_PORT_RANGE: "2000-1999" }, variable: "SNAT_PORT_RANGE", says: /starts after it ends/ },
+    {
+      env: { DATAPLANE_CHECK_INTERVAL: "500ms" },
+      variable: "DATAPLANE_CHECK_INTERVAL",
+      says: /shorter than 1s/,
+    },
+    { env: { DATAPLANE_CHECK_INTERVAL: "2h" }, variable: "DATAPLANE_CHECK_INTERVAL", says: /longer than 1h/ },
+    { env: { DATAPLANE_CHECK_INTERVAL: "-5s" }, variable: "DATAPLANE_CHECK_INTERVAL", says: /is negative/ },
   ];
   for (const { env, options = gateway, variable, says } of cases) {
     it(`${variable}: ${JSON.stringify(env)}`, () => {
@@ -590,6 +598,10 @@ const plausible: Record<VariableName, fc.Arbitrary<string>> = {
   HEALTH_MAX_CONNECTIONS: fc.integer({ min: 16, max: 1_048_576 }).map(String),
   HEALTH_HEADER_TIMEOUT: fc.integer({ min: 100, max: 60_000 }).map(formatDuration),
   HEALTH_KEEPALIVE_TIMEOUT: fc.integer({ min: 100, max: 600_000 }).map(formatDuration),
+  DATAPLANE_CHECK_INTERVAL: fc.oneof(
+    fc.constant("0s"),
+    fc.integer({ min: 1_000, max: 3_600_000 }).map(formatDuration),
+  ),
 };
 const edgeValue = fc.oneof(durationText, numberText, ipText, listText, wordText, anyText);
 

@@ -116,6 +116,8 @@ export function gatewayContender(settings: ProbeSettings): Contender {
           ICMP_PROBE_TIMEOUT: `${settings.timeoutMs / 1000}s`,
           LOG_SEVERITY: "warn",
           DRAIN_TIMEOUT: "0s",
+          // No init ran in this namespace: nothing of init's to watch.
+          DATAPLANE_CHECK_INTERVAL: "0s",
         },
         { netns: gateway.name },
       );

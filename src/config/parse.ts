@@ -7,6 +7,7 @@ import { quote } from "./errors.js";
 import { invalid, read, type Environment, type Setting } from "./setting.js";
 import {
   Adjustments,
+  dataplaneCheckInterval,
   datastoreTimeout,
   drainTimeout,
   healthTimeout,
@@ -73,6 +74,7 @@ export function parseConfig(env: Environment, options: ParseOptions): Config {
         "0 for no limit, or lines per second from 1 to 1000000",
       ),
     },
+    dataplaneCheckMs: dataplaneCheckInterval(env),
     adjustments: adjustments.list,
   });
 }

@@ -141,3 +141,20 @@ export function healthTimeout(env: Environment, name: VariableName, maxMs: numbe
   if (parsed.ms > maxMs) throw invalid(setting, `is longer than ${formatDuration(maxMs)}`, expected);
   return wholeMs(parsed.ms);
 }
+
+/** Between 1 s and 1 h: tighter is a busy loop of tool runs, looser leaves drift unnoticed for too long. */
+export const MIN_DATAPLANE_CHECK_MS = 1_000; // 1 s
+export const MAX_DATAPLANE_CHECK_MS = 3_600_000; // 1 h
+
+/** DATAPLANE_CHECK_INTERVAL (ours, not rendered by the operator): 0s turns the check off, else 1s to 1h, strictly. */
+export function dataplaneCheckInterval(env: Environment): number {
+  const setting = read(env, "DATAPLANE_CHECK_INTERVAL");
+  const expected = `0s (off) or a duration from ${formatDuration(MIN_DATAPLANE_CHECK_MS)} to ${formatDuration(MAX_DATAPLANE_CHECK_MS)}, such as 5s`;
+  const parsed = parseDuration(setting.text);
+  if (!parsed.ok) throw invalid(setting, parsed.problem, expected);
+  if (parsed.ms !== 0 && parsed.ms < MIN_DATAPLANE_CHECK_MS)
+    throw invalid(setting, `is shorter than ${formatDuration(MIN_DATAPLANE_CHECK_MS)}`, expected);
+  if (parsed.ms > MAX_DATAPLANE_CHECK_MS)
+    throw invalid(setting, `is longer than ${formatDuration(MAX_DATAPLANE_CHECK_MS)}`, expected);
+  return wholeMs(parsed.ms);
+}

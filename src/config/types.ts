@@ -83,6 +83,8 @@ export interface Config {
   /** DRAIN_MIN: the drain ends early once no forwarded connection is left, never before this. */
   readonly drainMinMs: number;
   readonly flowLogs: FlowLogConfig;
+  /** How often the gateway checks init's work (DATAPLANE_CHECK_INTERVAL); 0: not at all. */
+  readonly dataplaneCheckMs: number;
   /** What parsing had to adjust; empty for a configuration honoured as written. */
   readonly adjustments: readonly Adjustment[];
 }

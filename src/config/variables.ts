@@ -53,17 +53,18 @@ export const variables = [
   {
     name: "IPTABLES_BACKEND",
     default: "auto",
-    who: "init",
+    who: "both",
     ours: false,
-    description: "`nft` or `legacy` forces that iptables flavour; `auto` detects.",
+    description:
+      "`nft` or `legacy` forces that iptables flavour; `auto` detects. The gateway uses it only when it finds no ruleset of init's.",
   },
   {
     name: "DATAPLANE",
     default: "auto",
-    who: "init",
+    who: "both",
     ours: false,
     description:
-      "`iptables` or `nftables`: how NAT and MSS rules are written; `auto` prefers native nftables.",
+      "`iptables` or `nftables`: how NAT and MSS rules are written; `auto` prefers native nftables. The gateway uses it only when it finds no ruleset of init's.",
   },
   {
     name: "ICMP_PROBE_IPS",
@@ -191,6 +192,14 @@ export const variables = [
     ours: true,
     description:
       "Source ports SNAT gives translated TCP and UDP connections, `FIRST-LAST` within 1-65535, chosen fully at random (see Init). The gateway counts this range as the ports available toward one destination.",
+  },
+  {
+    name: "DATAPLANE_CHECK_INTERVAL",
+    default: "5s",
+    who: "gateway",
+    ours: true,
+    description:
+      "How often the gateway checks what init set up (ruleset, `vxlan0`, forwarding, redirects), repairs the ruleset and `vxlan0`, and reports the rest in `DataplaneIntegrity` (see data plane integrity); `0s` turns the check off; else 1s..1h.",
   },
   {
     name: "DRAIN_TIMEOUT",

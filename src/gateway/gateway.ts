@@ -16,6 +16,7 @@ import { errorMessage } from "../errors.js";
 import { ProbeGroup, type Protocol, type TargetTransition } from "../probes/group.js";
 import type { HttpExchange } from "../probes/http-phases.js";
 import type { Prober } from "../probes/types.js";
+import { startIntegrityWatch, type IntegrityWatch } from "../integrity/watch.js";
 import type { Logger } from "./log.js";
 import { renderMetrics } from "./metrics.js";
 import { formatDuration } from "../config/duration.js";
@@ -106,6 +107,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
 
   let policySync = sync.prepared.pending;
   const { returnPath } = sync;
+  const integrity = watchIntegrity(config, deps, readiness, returnPath);
   const groups: RunningGroup[] = [];
   let httpGroup: ProbeGroup<HttpExchange> | undefined;
   const startTimeSeconds = Date.now() / 1000;
@@ -147,6 +149,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
           health: server?.stats(),
           flowLogs: flowLog?.counters(),
           forwardedConnections: connections.current,
+          integrity: integrity?.state(),
         }),
     });
     const { bound, fdLimit } = server.stats();
@@ -234,6 +237,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
         policySync.stop(),
         returnPath?.stop(),
         flowLog?.stop(),
+        integrity?.stop(),
       ]);
       for (const { prober } of groups) prober.close();
       readiness.close();
@@ -304,4 +308,34 @@ function acceptErrorLog(log: Logger, clock: Clock): (error: NodeJS.ErrnoExceptio
     lastAt = now;
     suppressed = 0;
   };
+}
+
+/**
+ * Fail closed at run time: the DataplaneIntegrity component watches what init
+ * set up. Off without a pod address (a local run: no pod network to watch) or
+ * with DATAPLANE_CHECK_INTERVAL=0s.
+ */
+function watchIntegrity(
+  config: Config,
+  deps: GatewayDeps,
+  readiness: Readiness,
+  returnPath: ReturnPath | undefined,
+): IntegrityWatch | undefined {
+  if (config.dataplaneCheckMs === 0) {
+    deps.log.info("data plane integrity not checked (DATAPLANE_CHECK_INTERVAL=0s)");
+    return undefined;
+  }
+  if (config.podIPv4 === undefined && config.podIPv6 === undefined) {
+    deps.log.info("data plane integrity not checked: no EGRESS_POD_IP(S), so no pod network to watch");
+    return undefined;
+  }
+  return startIntegrityWatch({
+    config,
+    intervalMs: config.dataplaneCheckMs,
+    readiness,
+    log: deps.log,
+    clock: deps.clock,
+    // A recreated vxlan0 has lost its FDB, neighbour and route entries.
+    onVxlanRepaired: () => returnPath?.resync(),
+  });
 }

@@ -2,6 +2,8 @@
 // instead of a registry library, and nothing is computed until a scrape asks.
 import type { ReturnPathState } from "../dataplane/return-path.js";
 import type { FlowLogCounters } from "../flows/index.js";
+import { DRIFT_KINDS, REPAIRABLE } from "../integrity/drift.js";
+import type { IntegrityState } from "../integrity/watch.js";
 import type { ProbeGroup } from "../probes/group.js";
 import type { PolicySyncState } from "../sync/policy-sync.js";
 import type { ReadinessView } from "../readiness/readiness.js";
@@ -25,6 +27,7 @@ export interface MetricsSource {
   readonly flowLogs?: FlowLogCounters | undefined;
   /** Live forwarded connections at the last read; undefined before one succeeded. */
   readonly forwardedConnections?: number | undefined;
+  readonly integrity?: IntegrityState | undefined;
 }
 
 const escapeLabel = (v: string): string =>
@@ -92,6 +95,7 @@ export function renderMetrics(source: MetricsSource): string {
     m.sample("egress_gateway_forwarded_connections", {}, source.forwardedConnections);
   }
   if (source.flowLogs) flowLogMetrics(m, source.flowLogs);
+  if (source.integrity) integrityMetrics(m, source.integrity);
 
   const cpu = process.cpuUsage();
   const runtime = source.runtime?.();
@@ -291,5 +295,35 @@ function forEachTarget(
     for (const status of group.statuses) {
       if (status.up !== undefined) fn({ protocol, target: status.target }, status);
     }
+  }
+}
+
+function integrityMetrics(m: Exposition, s: IntegrityState): void {
+  m.family(
+    "egress_gateway_dataplane_drifts_total",
+    "counter",
+    "Drifts from what init set up, by kind (ruleset, vxlan: repaired; forwarding, redirects, rp_filter: reported).",
+  );
+  for (const kind of DRIFT_KINDS) m.sample("egress_gateway_dataplane_drifts_total", { kind }, s.drifts[kind]);
+  m.family("egress_gateway_dataplane_repairs_total", "counter", "Drifts put back with init's plan, by kind.");
+  for (const kind of REPAIRABLE)
+    m.sample("egress_gateway_dataplane_repairs_total", { kind }, s.repairs[kind]);
+  m.family(
+    "egress_gateway_dataplane_repair_failures_total",
+    "counter",
+    "Repair attempts after which the drift was still there, by kind.",
+  );
+  for (const kind of REPAIRABLE) {
+    m.sample("egress_gateway_dataplane_repair_failures_total", { kind }, s.repairFailures[kind]);
+  }
+  m.family("egress_gateway_dataplane_checks_total", "counter", "Data-plane integrity checks completed.");
+  m.sample("egress_gateway_dataplane_checks_total", {}, s.checks);
+  if (s.lastCheckMs !== undefined) {
+    m.family(
+      "egress_gateway_dataplane_check_duration_seconds",
+      "gauge",
+      "Duration of the last check, repair included.",
+    );
+    m.sample("egress_gateway_dataplane_check_duration_seconds", {}, Math.round(s.lastCheckMs * 1000) / 1e6);
   }
 }

@@ -9,7 +9,8 @@ export async function applyPlan(plan: InitPlan): Promise<void> {
   for (const [index, step] of plan.steps.entries()) await applyStep(index + 1, step);
 }
 
-async function applyStep(number: number, step: Step): Promise<void> {
+/** One step; `number` names it in the error. Also used by the gateway to repair drift with init's own steps. */
+export async function applyStep(number: number, step: Step): Promise<void> {
   if (step.kind === "sysctl") {
     for (const write of step.writes) {
       try {

@@ -8,6 +8,8 @@ export const COMPONENT = {
   /** The always-ready row of a gateway without a node agent (SPEC §5.2). */
   policySync: "PolicySync",
   dataplane: "Dataplane",
+  /** What init set up, watched at run time (src/integrity). */
+  dataplaneIntegrity: "DataplaneIntegrity",
 } as const;
 
 /** Not a registered component: the row and the transition that SIGTERM adds. */

@@ -1,0 +1,220 @@
+// The data plane at run time (fail closed): every check reads what init set up,
+// repairs what the gateway container can with init's own plan and steps (the
+// ruleset, vxlan0), and reports the rest through the DataplaneIntegrity
+// readiness component (forwarding, redirects, rp_filter: /proc/sys is read-only
+// there). One log line per drift, counters for /metrics. Checks run one at a
+// time, every `intervalMs` after the previous one ended.
+import type { Clock, Timer } from "../clock.js";
+import { formatDuration } from "../config/index.js";
+import { COMPONENT as COMPONENTS } from "../readiness/components.js";
+import { applyStep } from "../init/apply.js";
+import { detect } from "../init/detect.js";
+import { planInit } from "../init/plan.js";
+import type { Family, InitPlan } from "../init/types.js";
+import { detectedFrom, initConfigFor, learnBaseline, type Baseline, type WatchConfig } from "./baseline.js";
+import { DRIFT_KINDS, findDrift, REPAIRABLE, repairSteps, type Drift, type DriftKind } from "./drift.js";
+import { readLinks, readRules, readSysctls } from "./read.js";
+
+const COMPONENT = COMPONENTS.dataplaneIntegrity;
+
+const CANNOT_WRITE_PROC_SYS =
+  "the gateway container cannot write /proc/sys: delete the pod so that its init container runs again";
+
+/** The subset of pino's Logger the watch writes to. */
+export interface IntegrityLog {
+  info(fields: object, msg: string): void;
+  warn(fields: object, msg: string): void;
+  error(fields: object, msg: string): void;
+}
+
+export interface IntegrityComponent {
+  report(ready: boolean, detail?: string): void;
+}
+
+export interface IntegrityOptions {
+  readonly config: WatchConfig;
+  readonly intervalMs: number;
+  readonly readiness: {
+    register(name: string, options?: { timeoutMs?: number; staleDetail?: string }): IntegrityComponent;
+  };
+  readonly log: IntegrityLog;
+  readonly clock: Clock;
+  /** vxlan0 was recreated or set up again: what was programmed on it (FDB, neighbours, routes) is gone. */
+  readonly onVxlanRepaired?: () => void;
+}
+
+type Counts = Record<DriftKind, number>;
+
+export interface IntegrityState {
+  readonly checks: number;
+  readonly lastCheckMs: number | undefined;
+  readonly drifts: Readonly<Counts>;
+  readonly repairs: Readonly<Counts>;
+  readonly repairFailures: Readonly<Counts>;
+}
+
+export interface IntegrityWatch {
+  state(): IntegrityState;
+  /** Cancels the next check and waits for a running one. */
+  stop(): Promise<void>;
+}
+
+const zero = (): Counts => Object.fromEntries(DRIFT_KINDS.map((k) => [k, 0])) as Counts;
+const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+const describeDrift = (d: Drift): string => d.problems.join("; ");
+
+export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
+  const { config, clock, log, intervalMs } = options;
+  const families: Family[] = [];
+  if (config.podIPv4 !== undefined) families.push(4);
+  if (config.podIPv6 !== undefined) families.push(6);
+  // Fail closed if the checks stop (a tool that hangs): stale after three missed rounds.
+  const timeoutMs = 3 * intervalMs + 10_000;
+  const component = options.readiness.register(COMPONENT, {
+    timeoutMs,
+    staleDetail: `no completed data-plane check within ${formatDuration(timeoutMs)}`,
+  });
+  const counts = { drifts: zero(), repairs: zero(), repairFailures: zero() };
+  let checks = 0;
+  let lastCheckMs: number | undefined;
+  let baseline: Baseline | undefined;
+  /** Kinds drifted at the end of the last check: a drift is counted and logged when it starts. */
+  let active = new Set<DriftKind>();
+  let lastFailure: string | undefined;
+  let stopped = false;
+  let timer: Timer | undefined;
+  let running: Promise<void> | undefined;
+
+  const look = async (pinned: Baseline): Promise<{ plan: InitPlan; drifts: Drift[] }> => {
+    const [links, rules] = await Promise.all([readLinks(), readRules(pinned.dataplane, families)]);
+    const plan = planInit(initConfigFor(config, pinned), detectedFrom(links, rules));
+    const sysctls = await readSysctls(plan.expect.sysctls.map((w) => w.key));
+    return { plan, drifts: findDrift(plan, { links, rules, sysctls }) };
+  };
+
+  const learn = async (): Promise<Baseline> => {
+    const learned = learnBaseline(config, await detect(families));
+    const where =
+      learned.dataplane.kind === "nftables" ? "nftables" : `iptables-${learned.dataplane.flavour}`;
+    log.info(
+      {
+        component: COMPONENT,
+        dataplane: where,
+        vxlanPort: learned.vxlanPort,
+        rulesetFound: learned.rulesetFound,
+      },
+      learned.rulesetFound
+        ? `watching init's data plane (${where} ruleset) every ${formatDuration(intervalMs)}`
+        : `no ruleset of init's found: watching the one init would write (${where})`,
+    );
+    return learned;
+  };
+
+  const check = async (): Promise<void> => {
+    const started = clock.now();
+    baseline ??= await learn();
+    let seen = await look(baseline);
+    const toRepair = seen.drifts.filter((d) => REPAIRABLE.has(d.kind));
+    let repairError: string | undefined;
+    if (toRepair.length > 0) {
+      const steps = repairSteps(seen.plan, toRepair);
+      try {
+        for (const [index, step] of steps.entries()) await applyStep(index + 1, step);
+      } catch (error) {
+        repairError = message(error);
+      }
+      if (steps.some((step) => step.kind === "link")) options.onVxlanRepaired?.();
+      seen = await look(baseline);
+    }
+    lastCheckMs = clock.now() - started;
+    settle(toRepair, seen.drifts, repairError, lastCheckMs);
+  };
+
+  const settle = (
+    repaired: readonly Drift[],
+    left: readonly Drift[],
+    repairError: string | undefined,
+    ms: number,
+  ) => {
+    const leftKinds = new Set(left.map((d) => d.kind));
+    const counted = new Set<DriftKind>();
+    for (const drift of repaired) {
+      const fields = { component: COMPONENT, kind: drift.kind, drift: drift.problems };
+      const isNew = !active.has(drift.kind);
+      if (isNew) counts.drifts[drift.kind]++;
+      counted.add(drift.kind);
+      if (!leftKinds.has(drift.kind)) {
+        counts.repairs[drift.kind]++;
+        log.warn(
+          { ...fields, repaired: true, checkMs: Math.round(ms) },
+          `data plane drift repaired: ${describeDrift(drift)}`,
+        );
+        continue;
+      }
+      counts.repairFailures[drift.kind]++;
+      if (isNew) {
+        log.error(
+          { ...fields, repaired: false, err: repairError },
+          `data plane drift not repaired: ${describeDrift(drift)}`,
+        );
+      }
+    }
+    for (const drift of left) {
+      if (active.has(drift.kind) || counted.has(drift.kind)) continue;
+      counts.drifts[drift.kind]++;
+      const hint = REPAIRABLE.has(drift.kind) ? "" : ` (${CANNOT_WRITE_PROC_SYS})`;
+      log.warn(
+        { component: COMPONENT, kind: drift.kind, drift: drift.problems },
+        `data plane drift: ${describeDrift(drift)}${hint}`,
+      );
+    }
+    active = leftKinds;
+    lastFailure = undefined;
+    component.report(left.length === 0, detail(left, repairError));
+  };
+
+  const detail = (left: readonly Drift[], repairError: string | undefined): string => {
+    if (left.length === 0) {
+      const repairs = DRIFT_KINDS.reduce((sum, kind) => sum + counts.repairs[kind], 0);
+      const kept = "ruleset, vxlan0, forwarding and redirect suppression as init set them up";
+      return repairs === 0 ? kept : `${kept} (${repairs} drift${repairs === 1 ? "" : "s"} repaired)`;
+    }
+    const parts = left.map(describeDrift);
+    if (left.some((d) => !REPAIRABLE.has(d.kind))) parts.push(CANNOT_WRITE_PROC_SYS);
+    if (repairError !== undefined) parts.push(`repair failed: ${repairError}`);
+    return parts.join("; ");
+  };
+
+  const run = (): void => {
+    timer = undefined;
+    running = check()
+      .catch((error: unknown) => {
+        const why = `cannot check the data plane: ${message(error)}`;
+        if (why !== lastFailure) log.error({ component: COMPONENT }, why);
+        lastFailure = why;
+        component.report(false, why);
+      })
+      .finally(() => {
+        checks++;
+        running = undefined;
+        if (!stopped) timer = clock.setTimer(intervalMs, run);
+      });
+  };
+  run();
+
+  return {
+    state: () => ({
+      checks,
+      lastCheckMs,
+      drifts: counts.drifts,
+      repairs: counts.repairs,
+      repairFailures: counts.repairFailures,
+    }),
+    async stop() {
+      stopped = true;
+      timer?.cancel();
+      timer = undefined;
+      await running;
+    },
+  };
+}
