@@ -38,6 +38,14 @@ export function cpuTimes(pid: number): { user: number; system: number } {
   };
 }
 
+/** utime + stime of the process and of its children it has reaped (the tools it ran), in seconds. */
+export function cpuSecondsWithChildren(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime 14, stime 15, cutime 16, cstime 17 (1-based): indices 11 to 14 after comm.
+  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) / CLOCK_TICKS_PER_SECOND;
+}
+
 export function cpuSeconds(pid: number): number {
   const { user, system } = cpuTimes(pid);
   return user + system;

@@ -3,7 +3,12 @@
 // ruleset, vxlan0), and reports the rest through the DataplaneIntegrity
 // readiness component (forwarding, redirects, rp_filter: /proc/sys is read-only
 // there). One log line per drift, counters for /metrics. Checks run one at a
-// time, every `intervalMs` after the previous one ended.
+// time. Spawning the tools a check needs costs far more than reading them
+// (bench/integrity.ts), so on nftables and iptables-nft a full check runs when
+// the kernel says the ruleset or a link changed (events.ts); every `intervalMs`
+// only the sysctls are read (no tool runs), with a full check every
+// FULL_CHECK_EVERY rounds as a backstop. On iptables-legacy, or when the
+// monitors are lost, every round is a full check.
 import type { Clock, Timer } from "../clock.js";
 import { formatDuration } from "../config/index.js";
 import { COMPONENT as COMPONENTS } from "../readiness/components.js";
@@ -13,9 +18,21 @@ import { planInit } from "../init/plan.js";
 import type { Family, InitPlan } from "../init/types.js";
 import { detectedFrom, initConfigFor, learnBaseline, type Baseline, type WatchConfig } from "./baseline.js";
 import { DRIFT_KINDS, findDrift, REPAIRABLE, repairSteps, type Drift, type DriftKind } from "./drift.js";
+import { watchKernelEvents, type KernelEvents } from "./events.js";
 import { readLinks, readRules, readSysctls } from "./read.js";
 
 const COMPONENT = COMPONENTS.dataplaneIntegrity;
+
+/** With kernel events, a full check every this many rounds anyway (a minute at the default 5 s). */
+const FULL_CHECK_EVERY = 12;
+/** A burst of changes (nft -f, ip -batch) is one check. */
+const EVENT_SETTLE_MS = 50;
+// setpriv: the monitors die with the gateway, even when it is killed (a leftover
+// `nft monitor` would hold the pod's network namespace).
+const MONITORS = [
+  ["setpriv", "--pdeathsig", "KILL", "ip", "monitor", "link"],
+  ["setpriv", "--pdeathsig", "KILL", "nft", "monitor"],
+];
 
 const CANNOT_WRITE_PROC_SYS =
   "the gateway container cannot write /proc/sys: delete the pod so that its init container runs again";
@@ -84,6 +101,11 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
   let stopped = false;
   let timer: Timer | undefined;
   let running: Promise<void> | undefined;
+  let events: KernelEvents | undefined;
+  /** The plan of the last full check: which sysctls a light round reads. */
+  let lastPlan: InitPlan | undefined;
+  let roundsSinceFull = 0;
+  let fullWanted = false;
 
   const look = async (pinned: Baseline): Promise<{ plan: InitPlan; drifts: Drift[] }> => {
     const [links, rules] = await Promise.all([readLinks(), readRules(pinned.dataplane, families)]);
@@ -107,11 +129,31 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
         ? `watching init's data plane (${where} ruleset) every ${formatDuration(intervalMs)}`
         : `no ruleset of init's found: watching the one init would write (${where})`,
     );
+    if (learned.dataplane.kind === "nftables" || learned.dataplane.flavour === "nft") {
+      events = watchKernelEvents(MONITORS, changed, (why) => {
+        if (!stopped)
+          log.warn(
+            { component: COMPONENT },
+            `kernel change notifications lost (${why}): a full check every round`,
+          );
+      });
+    }
     return learned;
+  };
+
+  /** A light round: only the sysctls (file reads); anything off, or no events to rely on, makes it a full check. */
+  const round = async (): Promise<void> => {
+    const plan = lastPlan;
+    const trusted = events?.alive === true && active.size === 0 && lastFailure === undefined;
+    if (plan === undefined || !trusted || ++roundsSinceFull >= FULL_CHECK_EVERY) return check();
+    const sysctls = await readSysctls(plan.expect.sysctls.map((w) => w.key));
+    if (plan.expect.sysctls.some((w) => sysctls.get(w.key) !== w.value)) return check();
+    component.report(true);
   };
 
   const check = async (): Promise<void> => {
     const started = clock.now();
+    roundsSinceFull = 0;
     baseline ??= await learn();
     let seen = await look(baseline);
     const toRepair = seen.drifts.filter((d) => REPAIRABLE.has(d.kind));
@@ -126,6 +168,8 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
       if (steps.some((step) => step.kind === "link")) options.onVxlanRepaired?.();
       seen = await look(baseline);
     }
+    lastPlan = seen.plan;
+    checks++;
     lastCheckMs = clock.now() - started;
     settle(toRepair, seen.drifts, repairError, lastCheckMs);
   };
@@ -185,9 +229,16 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
     return parts.join("; ");
   };
 
+  const schedule = (ms: number): void => {
+    timer?.cancel();
+    timer = clock.setTimer(ms, run);
+  };
+
   const run = (): void => {
     timer = undefined;
-    running = check()
+    const full = fullWanted;
+    fullWanted = false;
+    running = (full ? check() : round())
       .catch((error: unknown) => {
         const why = `cannot check the data plane: ${message(error)}`;
         if (why !== lastFailure) log.error({ component: COMPONENT }, why);
@@ -195,11 +246,16 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
         component.report(false, why);
       })
       .finally(() => {
-        checks++;
         running = undefined;
-        if (!stopped) timer = clock.setTimer(intervalMs, run);
+        if (!stopped) schedule(fullWanted ? EVENT_SETTLE_MS : intervalMs);
       });
   };
+
+  function changed(): void {
+    fullWanted = true;
+    if (running === undefined && !stopped) schedule(EVENT_SETTLE_MS);
+  }
+
   run();
 
   return {
@@ -212,6 +268,7 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
     }),
     async stop() {
       stopped = true;
+      events?.stop();
       timer?.cancel();
       timer = undefined;
       await running;
