@@ -71,8 +71,9 @@ class GatewayPod {
   /** Breaks something, then measures until `repaired` holds again, and checks the log line and the counter. */
   async repaired(kind: string, breakIt: () => void, repaired: () => boolean): Promise<number> {
     const before = await this.metric(`egress_gateway_dataplane_repairs_total{kind="${kind}"}`);
+    // Kernel events make the repair quick: the counter and the log line, not a
+    // look at the broken state, prove that there was something to repair.
     breakIt();
-    assert.equal(repaired(), false, "the drift took effect");
     const ms = await msUntil(`${kind} repaired`, repaired);
     const after = await this.waitMetric(`egress_gateway_dataplane_repairs_total{kind="${kind}"}`, before + 1);
     assert.equal(after, before + 1);
@@ -132,9 +133,15 @@ class GatewayPod {
   }
 }
 
-const vxlanMac = (pod: GatewayPod): string =>
-  (JSON.parse(pod.exec("ip", "-j", "link", "show", "dev", "vxlan0")) as { address: string }[])[0]?.address ??
-  "";
+/** vxlan0's MAC, "" while it is gone (a repair replaces the device: delete, then add). */
+function vxlanMac(pod: GatewayPod): string {
+  try {
+    const links = JSON.parse(pod.exec("ip", "-j", "link", "show", "dev", "vxlan0")) as { address: string }[];
+    return links[0]?.address ?? "";
+  } catch {
+    return "";
+  }
+}
 const WANT_MAC = "a2:2a:c6:33:64:02"; // 198.51.100.2
 
 const times: Record<string, number[]> = {};
