@@ -11,7 +11,7 @@ import { awaitReadiness } from "../lab/gateway-health.js";
 import { GATEWAY_POD_IPS, runInit, startGateway } from "../lab/gateway-pod.js";
 import type { NamespaceHttpClient } from "../lab/namespace-http.js";
 import { ADDR, buildPodLab, type PodLab } from "../lab/pod-lab.js";
-import { ensureBuilt, type GatewayProcess } from "../test/helpers/gateway-process.js";
+import { ensureBuilt, type GatewayProcess } from "../lab/gateway-process.js";
 import { cpuSecondsWithChildren } from "./support/proc.js";
 import { cleanupOnSignal, fixed, integerFlags, loadLine, median, table } from "./support/report.js";
 

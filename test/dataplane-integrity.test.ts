@@ -10,7 +10,7 @@ import { componentOf, metricsOf, readinessOf, awaitReadiness } from "../lab/gate
 import { GATEWAY_POD_IPS, runInit, startGateway } from "../lab/gateway-pod.js";
 import { ADDR, buildPodLab, type PodLab } from "../lab/pod-lab.js";
 import type { NamespaceHttpClient } from "../lab/namespace-http.js";
-import type { GatewayProcess } from "./helpers/gateway-process.js";
+import type { GatewayProcess } from "../lab/gateway-process.js";
 
 const HEALTH_PORT = 8080;
 // Shorter than the default 5s to keep CI quick; bench/integrity.ts measures the default.

@@ -73,11 +73,12 @@ describe("integrity: drift as init's read-back sees it", () => {
 
   it("the SNAT chain flushed: ruleset drift naming the chain", () => {
     const table = cleanTable()
-      .replace(/^\s*oifname "eth0" ip saddr.*\n/m, "")
-      .replace(/^\s*oifname "eth0" ip6 saddr.*\n/m, "");
+      .split("\n")
+      .filter((line) => !/^\s*oifname "eth0" ip6? saddr/.test(line))
+      .join("\n");
     const { drifts } = look([eth0(), vxlan0()], { kind: "nftables", table });
     assert.deepEqual(drifts, [
-      { kind: "ruleset", problems: ["table inet egress_gateway chain postrouting has 0 rules, expected 2"] },
+      { kind: "ruleset", problems: ["table inet egress_gateway chain postrouting has 0 rules, expected 4"] },
     ]);
   });
 
@@ -161,7 +162,7 @@ describe("integrity: drift as init's read-back sees it", () => {
     assert.deepEqual(drifts, [
       {
         kind: "ruleset",
-        problems: ["iptables-legacy IPv4 nat EGRESS-GW-POSTROUTING has 0 rules, expected 1"],
+        problems: ["iptables-legacy IPv4 nat EGRESS-GW-POSTROUTING has 0 rules, expected 3"],
       },
     ]);
     const steps = repairSteps(plan, drifts);

@@ -11,7 +11,10 @@ import { OWNED_CHAINS } from "../init/render-iptables.js";
 import type { Dataplane, Detected, Family, IptablesFlavour, LinkInfo, SavedTables } from "../init/types.js";
 import { VXLAN_DEVICE } from "../init/vxlan.js";
 
-export type WatchConfig = Pick<Config, "podIPv4" | "podIPv6" | "vxlan" | "dataplane" | "iptablesBackend">;
+export type WatchConfig = Pick<
+  Config,
+  "podIPv4" | "podIPv6" | "vxlan" | "dataplane" | "iptablesBackend" | "snatPorts"
+>;
 
 export interface Baseline {
   /** Where init's ruleset is (or, when none was found, where init would put it). */
@@ -56,6 +59,8 @@ export function initConfigFor(config: WatchConfig, baseline: Baseline): InitConf
     vxlan: { vni: config.vxlan.vni, port: baseline.vxlanPort },
     dataplane: dataplane.kind,
     iptablesBackend: dataplane.kind === "iptables" ? dataplane.flavour : "auto",
+    // SNAT_PORT_RANGE is read by both containers: the same value in both, or they would disagree.
+    snatPorts: config.snatPorts,
   };
 }
 
