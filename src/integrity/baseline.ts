@@ -5,11 +5,11 @@
 // read from what init left, and repairs use init's plan with exactly those.
 // That way the gateway never fights init. Pure.
 import type { Config } from "../config/index.js";
-import { chooseDataplane } from "../init/dataplane.js";
+import { chooseDataplane } from "../init/rule-backend.js";
 import type { InitConfig } from "../init/plan.js";
 import { OWNED_CHAINS } from "../init/render-iptables.js";
 import type { Dataplane, Detected, Family, IptablesFlavour, LinkInfo, SavedTables } from "../init/types.js";
-import { VXLAN_DEVICE } from "../init/vxlan.js";
+import { VXLAN_DEVICE } from "../pod-network/devices.js";
 
 export type WatchConfig = Pick<
   Config,

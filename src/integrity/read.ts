@@ -1,7 +1,7 @@
 // The kernel state one check compares: links, the baseline backend's rules and
 // the planned sysctls. Read-only, and cheap: two or three short-lived tools
 // (ip, then nft or one iptables-save per family) and a few /proc/sys reads.
-import { runCommand } from "../init/exec.js";
+import { runCommand } from "../exec/run-command.js";
 import { oneLine } from "../init/errors.js";
 import { parseIptablesSave } from "../init/iptables-save.js";
 import { parseLinks } from "../init/links.js";
