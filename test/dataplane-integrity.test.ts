@@ -225,9 +225,34 @@ describe("data plane integrity: nftables, through the built gateway", () => {
     record("send_redirects=0 to 200", up);
   });
 
+  it("nf_conntrack_acct=0: counted, logged and named in the detail, but /readiness stays 200", async () => {
+    const key = 'egress_gateway_dataplane_drifts_total{kind="conntrack"}';
+    const before = await gw.metric(key);
+    gw.pod.gateway.sysctl("net.netfilter.nf_conntrack_acct", "0");
+    const line = await gw.gateway.waitForLog((l) => l.kind === "conntrack", LIMIT_MS);
+    assert.ok(
+      line.msg.startsWith("data plane drift: net.netfilter.nf_conntrack_acct is 0, expected 1"),
+      line.msg,
+    );
+    assert.match(line.msg, /flow logs lack byte counts/);
+    assert.equal(await gw.metric(key), before + 1);
+    const noted = await readinessOf(gw.client, READINESS);
+    assert.equal(noted.status, 200, noted.body);
+    assert.match(componentOf(noted, COMPONENT)?.detail ?? "", /nf_conntrack_acct is 0, expected 1/);
+
+    gw.pod.gateway.sysctl("net.netfilter.nf_conntrack_acct", "1");
+    const cleared = await awaitReadiness(
+      gw.client,
+      READINESS,
+      (a) => a.status === 200 && !(componentOf(a, COMPONENT)?.detail ?? "").includes("nf_conntrack_acct"),
+      LIMIT_MS,
+    );
+    assert.ok(cleared.matched, cleared.answer.body);
+  });
+
   it("the counters name every kind; readiness 200 with the repairs counted in the detail", async () => {
     const metrics = await metricsOf(gw.client, METRICS);
-    for (const kind of ["ruleset", "vxlan", "forwarding", "redirects", "rp_filter"]) {
+    for (const kind of ["ruleset", "vxlan", "forwarding", "redirects", "rp_filter", "conntrack"]) {
       assert.ok(metrics.has(`egress_gateway_dataplane_drifts_total{kind="${kind}"}`), kind);
     }
     assert.equal(metrics.get('egress_gateway_dataplane_drifts_total{kind="ruleset"}'), 2);

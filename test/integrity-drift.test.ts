@@ -3,7 +3,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { detectedFrom, initConfigFor, learnBaseline, type ObservedRules } from "../src/integrity/baseline.js";
-import { findDrift, repairSteps, type Reading } from "../src/integrity/drift.js";
+import {
+  findDrift,
+  repairSteps,
+  sysctlMismatch,
+  TELEMETRY_ONLY,
+  type Reading,
+} from "../src/integrity/drift.js";
 import { planInit } from "../src/init/plan.js";
 import type { InitPlan, LinkInfo } from "../src/init/types.js";
 import { detected, eth0, initConfig, iptablesWith, vxlan0 } from "./helpers/init-fixtures.js";
@@ -130,6 +136,41 @@ describe("integrity: drift as init's read-back sees it", () => {
       { kind: "rp_filter", problems: ["net.ipv4.conf.all.rp_filter is 2, expected 0"] },
     ]);
     assert.deepEqual(repairSteps(again, drifts), []);
+  });
+
+  it("conntrack accounting off: its own kind (noted, not a safety matter), and no step would touch /proc/sys", () => {
+    const plan = look([eth0(), vxlan0()], { kind: "nftables", table: cleanTable() }).plan;
+    const sysctls = SYSCTLS_AS_INIT_LEFT_THEM(plan);
+    sysctls.set("net.netfilter.nf_conntrack_acct", "0");
+    sysctls.set("net.netfilter.nf_conntrack_timestamp", undefined);
+    const { plan: again, drifts } = look(
+      [eth0(), vxlan0()],
+      { kind: "nftables", table: cleanTable() },
+      sysctls,
+    );
+    assert.deepEqual(drifts, [
+      {
+        kind: "conntrack",
+        problems: [
+          "net.netfilter.nf_conntrack_acct is 0, expected 1",
+          "net.netfilter.nf_conntrack_timestamp is unreadable, expected 1",
+        ],
+      },
+    ]);
+    assert.ok(TELEMETRY_ONLY.has("conntrack") && !TELEMETRY_ONLY.has("forwarding"));
+    assert.deepEqual(repairSteps(again, drifts), []);
+  });
+
+  it("the sysctl mismatch a light round compares: empty as init left them, the keys and values read otherwise", () => {
+    const plan = look([eth0(), vxlan0()], { kind: "nftables", table: cleanTable() }).plan;
+    const sysctls = SYSCTLS_AS_INIT_LEFT_THEM(plan);
+    assert.equal(sysctlMismatch(plan, sysctls), "");
+    sysctls.set("net.ipv4.ip_forward", "0");
+    sysctls.set("net.ipv4.conf.vxlan0.rp_filter", undefined);
+    assert.equal(
+      sysctlMismatch(plan, sysctls),
+      "net.ipv4.conf.vxlan0.rp_filter=unreadable net.ipv4.ip_forward=0",
+    );
   });
 
   it("iptables-legacy: our chain emptied is ruleset drift; the plan stays on legacy and removes nothing elsewhere", () => {

@@ -302,7 +302,7 @@ function integrityMetrics(m: Exposition, s: IntegrityState): void {
   m.family(
     "egress_gateway_dataplane_drifts_total",
     "counter",
-    "Drifts from what init set up, by kind (ruleset, vxlan: repaired; forwarding, redirects, rp_filter: reported).",
+    "Drifts from what init set up, by kind (ruleset, vxlan: repaired; forwarding, redirects, rp_filter: reported; conntrack: noted).",
   );
   for (const kind of DRIFT_KINDS) m.sample("egress_gateway_dataplane_drifts_total", { kind }, s.drifts[kind]);
   m.family("egress_gateway_dataplane_repairs_total", "counter", "Drifts put back with init's plan, by kind.");

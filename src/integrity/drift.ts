@@ -8,11 +8,18 @@ import type { InitPlan, LinkInfo, Step } from "../init/types.js";
 import type { ObservedRules } from "./baseline.js";
 
 /** Bounded: the `kind` label of egress_gateway_dataplane_drifts_total. */
-export const DRIFT_KINDS = ["ruleset", "vxlan", "forwarding", "redirects", "rp_filter"] as const;
+export const DRIFT_KINDS = ["ruleset", "vxlan", "forwarding", "redirects", "rp_filter", "conntrack"] as const;
 export type DriftKind = (typeof DRIFT_KINDS)[number];
 
 /** What the main container can put back: its NET_ADMIN covers rules and links, not /proc/sys. */
 export const REPAIRABLE: ReadonlySet<DriftKind> = new Set(["ruleset", "vxlan"]);
+
+/**
+ * Drift that costs the flow logs their byte and packet counts and start and
+ * end times (conntrack accounting, timestamps), not the gateway its safety:
+ * counted, logged and named in the detail, but the gateway stays ready.
+ */
+export const TELEMETRY_ONLY: ReadonlySet<DriftKind> = new Set(["conntrack"]);
 
 export interface Drift {
   readonly kind: DriftKind;
@@ -53,6 +60,7 @@ export function findDrift(plan: InitPlan, reading: Reading): Drift[] {
 }
 
 function sysctlKind(key: string): DriftKind {
+  if (key.startsWith("net.netfilter.nf_conntrack_")) return "conntrack";
   if (key.endsWith(".send_redirects")) return "redirects";
   if (key.endsWith(".rp_filter")) return "rp_filter";
   return "forwarding";
@@ -87,6 +95,14 @@ function vxlanProblems(plan: InitPlan, links: readonly LinkInfo[]): string[] {
     case "keep":
       return links.some((link) => link.name === vxlan.name && link.up) ? [] : [`${vxlan.name} is down`];
   }
+}
+
+/** The planned sysctls that differ, with the values read: a light round compares it with the last full check's. */
+export function sysctlMismatch(plan: InitPlan, sysctls: ReadonlyMap<string, string | undefined>): string {
+  return plan.expect.sysctls
+    .filter(({ key, value }) => sysctls.get(key) !== value)
+    .map(({ key }) => `${key}=${sysctls.get(key) ?? "unreadable"}`)
+    .join(" ");
 }
 
 /** The plan's steps that put back the repairable drifts, in the plan's order. */

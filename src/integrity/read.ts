@@ -1,6 +1,7 @@
 // The kernel state one check compares: links, the baseline backend's rules and
 // the planned sysctls. Read-only, and cheap: two or three short-lived tools
 // (ip, then nft or one iptables-save per family) and a few /proc/sys reads.
+import { EgressGatewayError } from "../errors.js";
 import { runCommand } from "../exec/run-command.js";
 import { oneLine } from "../init/errors.js";
 import { parseIptablesSave } from "../init/iptables-save.js";
@@ -11,9 +12,8 @@ import type { Dataplane, Family, LinkInfo, SavedTables } from "../init/types.js"
 import type { ObservedRules } from "./baseline.js";
 
 /** A tool the check needs failed: the state is unknown, which is not the same as drifted. */
-export class DataplaneReadError extends Error {
+export class DataplaneReadError extends EgressGatewayError {
   readonly code = "EGW_ERR_DATAPLANE_READ";
-  override readonly name = "DataplaneReadError";
 }
 
 export async function readLinks(): Promise<LinkInfo[]> {

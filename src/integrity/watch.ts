@@ -11,13 +11,23 @@
 // monitors are lost, every round is a full check.
 import type { Clock, Timer } from "../clock.js";
 import { formatDuration } from "../config/index.js";
+import { errorMessage } from "../errors.js";
 import { COMPONENT as COMPONENTS } from "../readiness/components.js";
 import { applyStep } from "../init/apply.js";
 import { detect } from "../init/detect.js";
 import { planInit } from "../init/plan.js";
 import type { Family, InitPlan } from "../init/types.js";
 import { detectedFrom, initConfigFor, learnBaseline, type Baseline, type WatchConfig } from "./baseline.js";
-import { DRIFT_KINDS, findDrift, REPAIRABLE, repairSteps, type Drift, type DriftKind } from "./drift.js";
+import {
+  DRIFT_KINDS,
+  findDrift,
+  REPAIRABLE,
+  repairSteps,
+  sysctlMismatch,
+  TELEMETRY_ONLY,
+  type Drift,
+  type DriftKind,
+} from "./drift.js";
 import { watchKernelEvents, type KernelEvents } from "./events.js";
 import { readLinks, readRules, readSysctls } from "./read.js";
 
@@ -36,6 +46,10 @@ const MONITORS = [
 
 const CANNOT_WRITE_PROC_SYS =
   "the gateway container cannot write /proc/sys: delete the pod so that its init container runs again";
+const FLOW_LOGS_INCOMPLETE =
+  "flow logs lack byte counts or times until the pod is recreated (the gateway stays ready)";
+const hintFor = (kind: DriftKind): string =>
+  TELEMETRY_ONLY.has(kind) ? FLOW_LOGS_INCOMPLETE : CANNOT_WRITE_PROC_SYS;
 
 /** The subset of pino's Logger the watch writes to. */
 export interface IntegrityLog {
@@ -77,7 +91,6 @@ export interface IntegrityWatch {
 }
 
 const zero = (): Counts => Object.fromEntries(DRIFT_KINDS.map((k) => [k, 0])) as Counts;
-const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 const describeDrift = (d: Drift): string => d.problems.join("; ");
 
 export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
@@ -104,14 +117,21 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
   let events: KernelEvents | undefined;
   /** The plan of the last full check: which sysctls a light round reads. */
   let lastPlan: InitPlan | undefined;
+  /** The sysctls off at the last full check: a light round that reads the same needs no tools. */
+  let lastMismatch = "";
+  let lastReport: { ready: boolean; detail: string } | undefined;
   let roundsSinceFull = 0;
   let fullWanted = false;
 
-  const look = async (pinned: Baseline): Promise<{ plan: InitPlan; drifts: Drift[] }> => {
+  const look = async (pinned: Baseline): Promise<{ plan: InitPlan; drifts: Drift[]; mismatch: string }> => {
     const [links, rules] = await Promise.all([readLinks(), readRules(pinned.dataplane, families)]);
     const plan = planInit(initConfigFor(config, pinned), detectedFrom(links, rules));
     const sysctls = await readSysctls(plan.expect.sysctls.map((w) => w.key));
-    return { plan, drifts: findDrift(plan, { links, rules, sysctls }) };
+    return {
+      plan,
+      drifts: findDrift(plan, { links, rules, sysctls }),
+      mismatch: sysctlMismatch(plan, sysctls),
+    };
   };
 
   const learn = async (): Promise<Baseline> => {
@@ -141,14 +161,20 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
     return learned;
   };
 
-  /** A light round: only the sysctls (file reads); anything off, or no events to rely on, makes it a full check. */
+  /**
+   * A light round: only the sysctls (file reads). Sysctls that changed since
+   * the last full check, a repair still owed, or no events to rely on make it
+   * a full check; otherwise the last result stands (and is refreshed).
+   */
   const round = async (): Promise<void> => {
     const plan = lastPlan;
-    const trusted = events?.alive === true && active.size === 0 && lastFailure === undefined;
-    if (plan === undefined || !trusted || ++roundsSinceFull >= FULL_CHECK_EVERY) return check();
+    const owed = [...active].some((kind) => REPAIRABLE.has(kind));
+    const trusted = events?.alive === true && !owed && lastFailure === undefined;
+    if (plan === undefined || lastReport === undefined || !trusted || ++roundsSinceFull >= FULL_CHECK_EVERY)
+      return check();
     const sysctls = await readSysctls(plan.expect.sysctls.map((w) => w.key));
-    if (plan.expect.sysctls.some((w) => sysctls.get(w.key) !== w.value)) return check();
-    component.report(true);
+    if (sysctlMismatch(plan, sysctls) !== lastMismatch) return check();
+    component.report(lastReport.ready, lastReport.detail);
   };
 
   const check = async (): Promise<void> => {
@@ -163,12 +189,13 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
       try {
         for (const [index, step] of steps.entries()) await applyStep(index + 1, step);
       } catch (error) {
-        repairError = message(error);
+        repairError = errorMessage(error);
       }
       if (steps.some((step) => step.kind === "link")) options.onVxlanRepaired?.();
       seen = await look(baseline);
     }
     lastPlan = seen.plan;
+    lastMismatch = seen.mismatch;
     checks++;
     lastCheckMs = clock.now() - started;
     settle(toRepair, seen.drifts, repairError, lastCheckMs);
@@ -206,7 +233,7 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
     for (const drift of left) {
       if (active.has(drift.kind) || counted.has(drift.kind)) continue;
       counts.drifts[drift.kind]++;
-      const hint = REPAIRABLE.has(drift.kind) ? "" : ` (${CANNOT_WRITE_PROC_SYS})`;
+      const hint = REPAIRABLE.has(drift.kind) ? "" : ` (${hintFor(drift.kind)})`;
       log.warn(
         { component: COMPONENT, kind: drift.kind, drift: drift.problems },
         `data plane drift: ${describeDrift(drift)}${hint}`,
@@ -214,19 +241,27 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
     }
     active = leftKinds;
     lastFailure = undefined;
-    component.report(left.length === 0, detail(left, repairError));
+    lastReport = {
+      ready: left.every((d) => TELEMETRY_ONLY.has(d.kind)),
+      detail: detail(left, repairError),
+    };
+    component.report(lastReport.ready, lastReport.detail);
   };
 
   const detail = (left: readonly Drift[], repairError: string | undefined): string => {
-    if (left.length === 0) {
+    const serving = left.filter((d) => !TELEMETRY_ONLY.has(d.kind));
+    const telemetry = left.filter((d) => TELEMETRY_ONLY.has(d.kind)).map(describeDrift);
+    if (telemetry.length > 0) telemetry.push(FLOW_LOGS_INCOMPLETE);
+    if (serving.length === 0) {
       const repairs = DRIFT_KINDS.reduce((sum, kind) => sum + counts.repairs[kind], 0);
       const kept = "ruleset, vxlan0, forwarding and redirect suppression as init set them up";
-      return repairs === 0 ? kept : `${kept} (${repairs} drift${repairs === 1 ? "" : "s"} repaired)`;
+      const head = repairs === 0 ? kept : `${kept} (${repairs} drift${repairs === 1 ? "" : "s"} repaired)`;
+      return [head, ...telemetry].join("; ");
     }
-    const parts = left.map(describeDrift);
-    if (left.some((d) => !REPAIRABLE.has(d.kind))) parts.push(CANNOT_WRITE_PROC_SYS);
+    const parts = serving.map(describeDrift);
+    if (serving.some((d) => !REPAIRABLE.has(d.kind))) parts.push(CANNOT_WRITE_PROC_SYS);
     if (repairError !== undefined) parts.push(`repair failed: ${repairError}`);
-    return parts.join("; ");
+    return [...parts, ...telemetry].join("; ");
   };
 
   const schedule = (ms: number): void => {
@@ -240,7 +275,7 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
     fullWanted = false;
     running = (full ? check() : round())
       .catch((error: unknown) => {
-        const why = `cannot check the data plane: ${message(error)}`;
+        const why = `cannot check the data plane: ${errorMessage(error)}`;
         if (why !== lastFailure) log.error({ component: COMPONENT }, why);
         lastFailure = why;
         component.report(false, why);
