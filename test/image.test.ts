@@ -309,9 +309,16 @@ describe("container image", { timeout: 30 * 60_000 }, () => {
       let name: string;
       let agent: FakeAgent | undefined;
       let socketDir: string | undefined;
+      // The init container ran in this pod: its work, watched, stays ready.
       const expectedComponents = nonRoot
-        ? { ICMPProbes: false, HTTPProbes: false, DatastoreConnection: true, Dataplane: true }
-        : { ICMPProbes: false, HTTPProbes: false, PolicySync: true };
+        ? {
+            ICMPProbes: false,
+            HTTPProbes: false,
+            DatastoreConnection: true,
+            Dataplane: true,
+            DataplaneIntegrity: true,
+          }
+        : { ICMPProbes: false, HTTPProbes: false, PolicySync: true, DataplaneIntegrity: true };
 
       before(async () => {
         const main = manual.containers[0]!;

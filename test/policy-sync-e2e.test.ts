@@ -84,6 +84,10 @@ async function kernelBecomes(lab: TwoNodeLab, want: ProgrammedEntries): Promise<
   assert.deepEqual((await awaitProgrammed(lab, want)).entries, want);
 }
 
+/** The first data-plane check has reported (the component starts not ready, like every other). */
+const integrityChecked = (a: ReadinessAnswer): boolean =>
+  a.status !== 0 && componentOf(a, "DataplaneIntegrity")?.ready === true;
+
 function endToEnd(encoding: RouteEncoding, field: number): void {
   describe(`policy sync drives the return path (route types in field ${field}, ${encoding})`, () => {
     const routes = twoNodeRoutes(encoding);
@@ -140,14 +144,15 @@ function endToEnd(encoding: RouteEncoding, field: number): void {
       send(first, [routes.ours, routes.clientTunnel, routes.clientPod, routes.nodeC], false);
       await gw.handled(sent);
 
-      const answer = await gw.readiness("503", (a) => a.status !== 0);
+      const answer = await gw.readiness("503 after the first data-plane check", integrityChecked);
       assert.equal(answer.status, 503);
-      // DataplaneIntegrity (init's work, watched) is there too; its own tests pin it.
+      // Init ran in this pod: its work, watched, is ready; policy sync is not yet.
       assert.deepEqual(
-        answer.components.filter((c) => c.name !== "DataplaneIntegrity").map((c) => [c.name, c.ready]),
+        answer.components.map((c) => [c.name, c.ready]),
         [
           ["DatastoreConnection", false],
           ["Dataplane", false],
+          ["DataplaneIntegrity", true],
         ],
       );
       assert.match(componentOf(answer, "DatastoreConnection")!.detail, /waiting for InSync/);
@@ -337,10 +342,10 @@ describe("policy sync without a working node agent", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  // These tests pin the component list of each policy-sync mode; the data plane
-  // integrity component has tests of its own (dataplane-integrity.test.ts).
+  // Init ran in this pod, so DataplaneIntegrity is in every mode's list; its
+  // behaviour has tests of its own (dataplane-integrity.test.ts).
   const start = (env: Record<string, string>, wrapper?: readonly string[]): GatewayUnderTest => {
-    const gateway = lab.startGateway({ DATAPLANE_CHECK_INTERVAL: "0s", ...env }, { wrapper });
+    const gateway = lab.startGateway(env, { wrapper });
     running.push(gateway);
     return new GatewayUnderTest(lab, gateway, node);
   };
@@ -348,15 +353,15 @@ describe("policy sync without a working node agent", () => {
   // The health port listens before the gRPC client loads: the first answers
   // may still show DatastoreConnection as "connecting", not ready either.
   const dialled = (a: ReadinessAnswer): boolean =>
-    a.status !== 0 && componentOf(a, "DatastoreConnection")?.detail !== "connecting to the node agent";
+    integrityChecked(a) && componentOf(a, "DatastoreConnection")?.detail !== "connecting to the node agent";
 
   it("no socket mounted, DAEMON_SOCKET_PATH unset: a visible plain SNAT gateway, ready", async () => {
     const gw = start({}, privateVarRun());
-    const answer = await gw.readiness("200", (a) => a.status !== 0);
+    const answer = await gw.readiness("200 after the first data-plane check", integrityChecked);
     assert.equal(answer.status, 200);
     assert.deepEqual(
       answer.components.map((c) => c.name),
-      ["PolicySync"],
+      ["PolicySync", "DataplaneIntegrity"],
     );
     assert.match(componentOf(answer, "PolicySync")!.detail, /plain SNAT gateway/);
     const m = await gw.metrics();
@@ -380,6 +385,7 @@ describe("policy sync without a working node agent", () => {
       [
         ["DatastoreConnection", false],
         ["Dataplane", false],
+        ["DataplaneIntegrity", true],
       ],
     );
     assert.equal(
