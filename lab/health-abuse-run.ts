@@ -26,6 +26,15 @@ export interface AbuseRunOptions {
   /** Longest wait for the open fds to return to the baseline after the attack. */
   readonly settleTimeoutMs: number;
   /**
+   * Longest wait, from the attacker's exit, for RSS to come back within
+   * `rssSettledBytes` of where it was before. What the attack's 4,000
+   * connections made V8 and malloc take stays resident until V8's memory
+   * reducer runs, 5-25 s after allocation stops (measured): reading RSS at
+   * once measures that delay, not what the gateway keeps.
+   */
+  readonly rssSettleTimeoutMs: number;
+  readonly rssSettledBytes: number;
+  /**
    * Scheduling priority (nice) of the gateway, the attacker and this process
    * (kubelet) for the run, all alike: on a machine shared with unrelated work
    * it stands in for the CPU the pods' requests would reserve. Default: as started.
@@ -52,7 +61,11 @@ export interface AbuseRunResult {
   readonly settleMs: number;
   readonly rssBeforeBytes: number;
   readonly rssPeakBytes: number;
+  /** RSS right after the attack, and once settled (or at the RSS settle timeout). */
+  readonly rssAtStopBytes: number;
   readonly rssAfterBytes: number;
+  /** From the attacker's exit to `rssAfterBytes`. */
+  readonly rssSettleMs: number;
   /** The gateway's CPU seconds per second while kubelet was measured under attack (1 = one core). */
   readonly attackCoreShare: number;
   readonly attacker: AttackCounts & { held: number; heldPeak: number };
@@ -61,6 +74,7 @@ export interface AbuseRunResult {
 }
 
 const SAMPLE_MS = 100;
+const RSS_SAMPLE_MS = 500;
 const HOLDING_TIMEOUT_MS = 30_000;
 
 /** utime + stime of `pid`, in clock ticks (100 a second on Linux). */
@@ -154,12 +168,23 @@ async function measured(
   }
 
   const stoppedAt = performance.now();
+  const rssAtStopBytes = isAlive(pid) ? rssOf(pid) : 0;
   let fdsAfter = isAlive(pid) ? openFds(pid) : 0;
   while (isAlive(pid) && fdsAfter > fdsBefore && performance.now() - stoppedAt < options.settleTimeoutMs) {
     await sleep(SAMPLE_MS);
     fdsAfter = openFds(pid);
   }
   const settleMs = performance.now() - stoppedAt;
+  let rssAfterBytes = isAlive(pid) ? rssOf(pid) : 0;
+  while (
+    isAlive(pid) &&
+    rssAfterBytes - rssBeforeBytes > options.rssSettledBytes &&
+    performance.now() - stoppedAt < options.rssSettleTimeoutMs
+  ) {
+    await sleep(RSS_SAMPLE_MS);
+    rssAfterBytes = rssOf(pid);
+  }
+  const rssSettleMs = performance.now() - stoppedAt;
   const alive = isAlive(pid);
   return {
     baseline,
@@ -170,7 +195,9 @@ async function measured(
     settleMs,
     rssBeforeBytes,
     rssPeakBytes,
-    rssAfterBytes: alive ? rssOf(pid) : 0,
+    rssAtStopBytes,
+    rssAfterBytes: alive ? rssAfterBytes : 0,
+    rssSettleMs,
     attackCoreShare,
     attacker: { ...attacker, heldPeak },
     alive,

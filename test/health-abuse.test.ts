@@ -132,6 +132,8 @@ describe("kubelet keeps its answers while the health port is attacked", () => {
           rampMs: 1_500,
           attackMs: 4_000,
           settleTimeoutMs: 10_000,
+          rssSettleTimeoutMs: 45_000,
+          rssSettledBytes: 16 * MiB,
         });
         const report = JSON.stringify(result);
         assert.ok(result.alive, `the gateway died:\n${gateway.dump()}`);
@@ -149,10 +151,9 @@ describe("kubelet keeps its answers while the health port is attacked", () => {
           result.fdsAfter <= result.fdsBefore + 1,
           `fds ${result.fdsBefore} before, ${result.fdsAfter} after`,
         );
-        // Issue 11 asks for < 60 MB; on a quiet machine the full CI-size attack
-        // leaves ~75 MB (V8 old space and malloc keep what 1,000 held
-        // connections and ~35,000 opened took). This bounds it; the target is open.
-        assert.ok(result.rssAfterBytes - result.rssBeforeBytes < 100 * MiB, report);
+        // Issue 11: RSS growth < 60 MB after the attack, read once V8's memory
+        // reducer has run (it gives the attack's heap back 5-25 s after).
+        assert.ok(result.rssAfterBytes - result.rssBeforeBytes < 60 * MiB, report);
 
         const m = await metrics(port);
         assert.equal(m.get("egress_gateway_health_connections_max"), bound);
