@@ -205,14 +205,18 @@ delete table inet egress_gateway
 table inet egress_gateway {
 \tchain postrouting {
 \t\ttype nat hook postrouting priority srcnat; policy accept;
-\t\toifname "eth0" ip saddr != ${POD_V4} meta l4proto { tcp, udp } snat ip to ${POD_V4}:1024-65535 fully-random
-\t\toifname "eth0" ip saddr != ${POD_V4} snat ip to ${POD_V4} fully-random
-\t\toifname "eth0" ip6 saddr != ${POD_V6} meta l4proto { tcp, udp } snat ip6 to [${POD_V6}]:1024-65535 fully-random
-\t\toifname "eth0" ip6 saddr != ${POD_V6} snat ip6 to ${POD_V6} fully-random
+\t\toifname "eth0" ip saddr != ${POD_V4} meta l4proto { tcp, udp } counter snat ip to ${POD_V4}:1024-65535 fully-random comment "egw-snat-ipv4"
+\t\toifname "eth0" ip saddr != ${POD_V4} counter snat ip to ${POD_V4} fully-random comment "egw-snat-ipv4"
+\t\toifname "eth0" ip6 saddr != ${POD_V6} meta l4proto { tcp, udp } counter snat ip6 to [${POD_V6}]:1024-65535 fully-random comment "egw-snat-ipv6"
+\t\toifname "eth0" ip6 saddr != ${POD_V6} counter snat ip6 to ${POD_V6} fully-random comment "egw-snat-ipv6"
 \t}
 
 \tchain forward {
 \t\ttype filter hook forward priority mangle; policy accept;
+\t\tmeta nfproto ipv4 counter comment "egw-forwarded-ipv4"
+\t\tmeta nfproto ipv4 ct status snat counter comment "egw-snat-established-ipv4"
+\t\tmeta nfproto ipv6 counter comment "egw-forwarded-ipv6"
+\t\tmeta nfproto ipv6 ct status snat counter comment "egw-snat-established-ipv6"
 \t\toifname "eth0" meta nfproto ipv4 tcp flags & (syn | rst) == syn tcp option maxseg size > 1410 tcp option maxseg size set 1410
 \t\toifname "eth0" meta nfproto ipv6 tcp flags & (syn | rst) == syn tcp option maxseg size > 1390 tcp option maxseg size set 1390
 \t}
@@ -236,7 +240,17 @@ table inet egress_gateway {
             `snat ip6 to ${POD_V6} fully-random`,
           ],
         ],
-        ["forward", ["maxseg size set 1410", "maxseg size set 1390"]],
+        [
+          "forward",
+          [
+            "egw-forwarded-ipv4",
+            "egw-snat-established-ipv4",
+            "egw-forwarded-ipv6",
+            "egw-snat-established-ipv6",
+            "maxseg size set 1410",
+            "maxseg size set 1390",
+          ],
+        ],
         ["output", ["nd-redirect"]],
       ],
     );
@@ -254,13 +268,15 @@ describe("iptables rendering", () => {
       `*nat
 :EGRESS-GW-POSTROUTING - [0:0]
 -I POSTROUTING 1 -j EGRESS-GW-POSTROUTING
--A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -p tcp -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully
--A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -p udp -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully
--A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -j SNAT --to-source ${POD_V4} --random-fully
+-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -p tcp -m comment --comment egw-snat-ipv4 -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully
+-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -p udp -m comment --comment egw-snat-ipv4 -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully
+-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -m comment --comment egw-snat-ipv4 -j SNAT --to-source ${POD_V4} --random-fully
 COMMIT
 *mangle
 :EGRESS-GW-FORWARD - [0:0]
 -I FORWARD 1 -j EGRESS-GW-FORWARD
+-A EGRESS-GW-FORWARD -m comment --comment egw-forwarded-ipv4
+-A EGRESS-GW-FORWARD -m conntrack --ctstate SNAT -m comment --comment egw-snat-established-ipv4
 -A EGRESS-GW-FORWARD -o eth0 -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss 1411:65535 -j TCPMSS --set-mss 1410
 COMMIT
 `,
@@ -274,8 +290,8 @@ COMMIT
     assert.match(
       v6.input,
       new RegExp(
-        `-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V6}/128 -p udp -j SNAT --to-source \\[${POD_V6}\\]:1024-65535 --random-fully\n` +
-          `-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V6}/128 -j SNAT --to-source ${POD_V6} --random-fully\n`,
+        `-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V6}/128 -p udp -m comment --comment egw-snat-ipv6 -j SNAT --to-source \\[${POD_V6}\\]:1024-65535 --random-fully\n` +
+          `-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V6}/128 -m comment --comment egw-snat-ipv6 -j SNAT --to-source ${POD_V6} --random-fully\n`,
       ),
     );
     assert.match(v6.input, /--set-mss 1390/);
@@ -311,7 +327,7 @@ COMMIT
       "-D POSTROUTING 3",
       "-D POSTROUTING 1",
       "-I POSTROUTING 1 -j EGRESS-GW-POSTROUTING",
-      `-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -p tcp -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully`,
+      `-A EGRESS-GW-POSTROUTING -o eth0 ! -s ${POD_V4}/32 -p tcp -m comment --comment egw-snat-ipv4 -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully`,
     ]);
     assert.ok(!lines.some((l) => l.includes("KUBE")));
     assert.equal(lines.filter((l) => l.startsWith("-I ")).length, 2, "one jump per owned chain");
@@ -465,7 +481,10 @@ describe("dry run and summary", () => {
       text,
       /\n2\. Turn conntrack accounting and timestamps on.*\n {3}echo 1 > \/proc\/sys\/net\/netfilter\/nf_conntrack_acct .*\n {3}echo 1 > \/proc\/sys\/net\/netfilter\/nf_conntrack_timestamp /,
     );
-    assert.match(text, /meta l4proto \{ tcp, udp \} snat ip to 198\.51\.100\.2:1024-65535 fully-random\n/);
+    assert.match(
+      text,
+      /meta l4proto \{ tcp, udp \} counter snat ip to 198\.51\.100\.2:1024-65535 fully-random comment "egw-snat-ipv4"\n/,
+    );
     assert.match(
       text,
       /\n3\. Suppress ICMP redirects.*\n {3}echo 0 > \/proc\/sys\/net\/ipv4\/conf\/all\/send_redirects /,
@@ -512,14 +531,18 @@ describe("read-back checks", () => {
     const listed = `table inet egress_gateway {
 \tchain postrouting {
 \t\ttype nat hook postrouting priority srcnat; policy accept;
-\t\toifname "eth0" ip saddr != ${POD_V4} meta l4proto { tcp, udp } snat ip to ${POD_V4}:1024-65535 fully-random
-\t\toifname "eth0" ip saddr != ${POD_V4} snat ip to ${POD_V4} fully-random
-\t\toifname "eth0" ip6 saddr != ${POD_V6} meta l4proto { tcp, udp } snat ip6 to [${POD_V6}]:1024-65535 fully-random
-\t\toifname "eth0" ip6 saddr != ${POD_V6} snat ip6 to ${POD_V6} fully-random
+\t\toifname "eth0" ip saddr != ${POD_V4} meta l4proto { tcp, udp } counter packets 3 bytes 180 snat ip to ${POD_V4}:1024-65535 fully-random comment "egw-snat-ipv4"
+\t\toifname "eth0" ip saddr != ${POD_V4} counter packets 1 bytes 84 snat ip to ${POD_V4} fully-random comment "egw-snat-ipv4"
+\t\toifname "eth0" ip6 saddr != ${POD_V6} meta l4proto { tcp, udp } counter packets 0 bytes 0 snat ip6 to [${POD_V6}]:1024-65535 fully-random comment "egw-snat-ipv6"
+\t\toifname "eth0" ip6 saddr != ${POD_V6} counter packets 0 bytes 0 snat ip6 to ${POD_V6} fully-random comment "egw-snat-ipv6"
 \t}
 
 \tchain forward {
 \t\ttype filter hook forward priority mangle; policy accept;
+\t\tmeta nfproto ipv4 counter packets 12 bytes 900 comment "egw-forwarded-ipv4"
+\t\tmeta nfproto ipv4 ct status snat counter packets 9 bytes 720 comment "egw-snat-established-ipv4"
+\t\tmeta nfproto ipv6 counter packets 0 bytes 0 comment "egw-forwarded-ipv6"
+\t\tmeta nfproto ipv6 ct status snat counter packets 0 bytes 0 comment "egw-snat-established-ipv6"
 \t\toifname "eth0" meta nfproto ipv4 tcp flags syn / syn,rst tcp option maxseg size > 1410 tcp option maxseg size set 1410
 \t\toifname "eth0" meta nfproto ipv6 tcp flags syn / syn,rst tcp option maxseg size > 1390 tcp option maxseg size set 1390
 \t}
@@ -545,12 +568,14 @@ describe("read-back checks", () => {
     const saved = parseIptablesSave(`*nat
 -A POSTROUTING -j EGRESS-GW-POSTROUTING
 -A POSTROUTING -j EGRESS-GW-POSTROUTING
--A EGRESS-GW-POSTROUTING ! -s ${POD_V4}/32 -o eth0 -p tcp -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully
--A EGRESS-GW-POSTROUTING ! -s ${POD_V4}/32 -o eth0 -p udp -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully
--A EGRESS-GW-POSTROUTING ! -s ${POD_V4}/32 -o eth0 -j SNAT --to-source ${POD_V4} --random-fully
+-A EGRESS-GW-POSTROUTING ! -s ${POD_V4}/32 -o eth0 -p tcp -m comment --comment egw-snat-ipv4 -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully
+-A EGRESS-GW-POSTROUTING ! -s ${POD_V4}/32 -o eth0 -p udp -m comment --comment egw-snat-ipv4 -j SNAT --to-source ${POD_V4}:1024-65535 --random-fully
+-A EGRESS-GW-POSTROUTING ! -s ${POD_V4}/32 -o eth0 -m comment --comment egw-snat-ipv4 -j SNAT --to-source ${POD_V4} --random-fully
 COMMIT
 *mangle
 -A FORWARD -j EGRESS-GW-FORWARD
+-A EGRESS-GW-FORWARD -m comment --comment egw-forwarded-ipv4
+-A EGRESS-GW-FORWARD -m conntrack --ctstate SNAT -m comment --comment egw-snat-established-ipv4
 -A EGRESS-GW-FORWARD -o eth0 -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss 1411:65535 -j TCPMSS --set-mss 1410
 COMMIT
 `);

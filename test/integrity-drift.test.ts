@@ -185,6 +185,9 @@ describe("integrity: drift as init's read-back sees it", () => {
         ":FORWARD ACCEPT [0:0]",
         ":EGRESS-GW-FORWARD - [0:0]",
         "-A FORWARD -j EGRESS-GW-FORWARD",
+        // Init's counting rules (kernel telemetry), then the MSS clamp.
+        "-A EGRESS-GW-FORWARD -m comment --comment egw-forwarded-ipv4",
+        "-A EGRESS-GW-FORWARD -m conntrack --ctstate SNAT -m comment --comment egw-snat-established-ipv4",
         "-A EGRESS-GW-FORWARD -o eth0 -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss 1411:65535 -j TCPMSS --set-mss 1410",
         "COMMIT",
       ].join("\n"),

@@ -2,7 +2,7 @@
 // `iptables-restore --noflush` per family. Redeclaring a chain flushes it; every
 // existing jump to it is deleted and exactly one inserted, in the same transaction.
 import { jumpPositions } from "./iptables-save.js";
-import { describePorts, PORTED_PROTOCOLS, type RuleIntent } from "./rules.js";
+import { COUNTER_COMMENTS, describePorts, PORTED_PROTOCOLS, type RuleIntent } from "./rules.js";
 import type { ChainExpectation, Family, IptablesFlavour, OwnedObject, SavedTables } from "./types.js";
 
 interface OwnedChain {
@@ -25,25 +25,35 @@ interface Rule {
 }
 
 function desiredRules(family: Family, intent: RuleIntent): ReadonlyMap<string, readonly Rule[]> {
-  const rules = new Map<string, Rule[]>();
+  const rules = new Map<string, readonly Rule[]>();
   const snat = intent.snat[family];
   if (snat !== undefined) {
     const match = `-o ${intent.egress} ! -s ${snat}${family === 4 ? "/32" : "/128"}`;
     const to = `${family === 4 ? snat : `[${snat}]`}:${describePorts(intent.snatPorts)}`;
+    const comment = `-m comment --comment ${COUNTER_COMMENTS.snat(family)}`;
     rules.set("EGRESS-GW-POSTROUTING", [
       ...PORTED_PROTOCOLS.map((protocol) => {
-        const target = `-p ${protocol} -j SNAT --to-source ${to} --random-fully`;
+        // In the order iptables-save prints it: protocol, then matches, then the target.
+        const target = `-p ${protocol} ${comment} -j SNAT --to-source ${to} --random-fully`;
         return { spec: `${match} ${target}`, marker: target };
       }),
       {
-        spec: `${match} -j SNAT --to-source ${snat} --random-fully`,
+        spec: `${match} ${comment} -j SNAT --to-source ${snat} --random-fully`,
         marker: `-j SNAT --to-source ${snat} --random-fully`,
       },
+    ]);
+    // Rules without a target only count; the MSS clamp after them sees every packet as before.
+    const forwarded = COUNTER_COMMENTS.forwarded(family);
+    const established = COUNTER_COMMENTS.snatEstablished(family);
+    rules.set("EGRESS-GW-FORWARD", [
+      { spec: `-m comment --comment ${forwarded}`, marker: forwarded },
+      { spec: `-m conntrack --ctstate SNAT -m comment --comment ${established}`, marker: established },
     ]);
   }
   const mss = intent.mss[family];
   if (mss !== undefined) {
     rules.set("EGRESS-GW-FORWARD", [
+      ...(rules.get("EGRESS-GW-FORWARD") ?? []),
       {
         spec:
           `-o ${intent.egress} -p tcp -m tcp --tcp-flags SYN,RST SYN ` +

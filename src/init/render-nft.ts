@@ -1,6 +1,13 @@
 // Native nftables: one table we own, replaced in one `nft -f` transaction.
 // Declaring the table first makes the delete succeed on the first run too.
-import { describePorts, PORTED_PROTOCOLS, type RuleIntent } from "./rules.js";
+import {
+  COUNTER_COMMENTS,
+  describePorts,
+  FAMILIES,
+  nfFamily,
+  PORTED_PROTOCOLS,
+  type RuleIntent,
+} from "./rules.js";
 import type { ChainExpectation } from "./types.js";
 
 export const NFT_TABLE = "egress_gateway";
@@ -20,16 +27,37 @@ export interface RenderedRules {
 export function renderNft(intent: RuleIntent): RenderedRules {
   const dev = JSON.stringify(intent.egress);
   const ports = describePorts(intent.snatPorts);
-  const snat = (["ip", "ip6"] as const).flatMap((proto) => {
-    const address = intent.snat[proto === "ip" ? 4 : 6];
+  // Both SNAT rules of a family carry its counter comment: together they see
+  // the first packet of every SNATed connection.
+  const snat = FAMILIES.flatMap((family) => {
+    const address = intent.snat[family];
     if (address === undefined) return [];
+    const proto = family === 4 ? "ip" : "ip6";
     const match = `oifname ${dev} ${proto} saddr != ${address}`;
     const host = proto === "ip" ? address : `[${address}]`;
     const ported = `snat ${proto} to ${host}:${ports} fully-random`;
     const rest = `snat ${proto} to ${address} fully-random`;
+    const comment = `comment "${COUNTER_COMMENTS.snat(family)}"`;
     return [
-      { text: `${match} meta l4proto { ${PORTED_PROTOCOLS.join(", ")} } ${ported}`, marker: ported },
-      { text: `${match} ${rest}`, marker: rest },
+      {
+        text: `${match} meta l4proto { ${PORTED_PROTOCOLS.join(", ")} } counter ${ported} ${comment}`,
+        marker: ported,
+      },
+      { text: `${match} counter ${rest} ${comment}`, marker: rest },
+    ];
+  });
+  // Counting rules first in the forward chain: they only count, and the MSS
+  // clamp after them sees every packet as before.
+  const accounting = FAMILIES.flatMap((family) => {
+    if (intent.snat[family] === undefined) return [];
+    const forwarded = COUNTER_COMMENTS.forwarded(family);
+    const established = COUNTER_COMMENTS.snatEstablished(family);
+    return [
+      { text: `meta nfproto ${nfFamily(family)} counter comment "${forwarded}"`, marker: forwarded },
+      {
+        text: `meta nfproto ${nfFamily(family)} ct status snat counter comment "${established}"`,
+        marker: established,
+      },
     ];
   });
   const mss = (["ipv4", "ipv6"] as const).flatMap((proto) => {
@@ -45,7 +73,11 @@ export function renderNft(intent: RuleIntent): RenderedRules {
     : [];
   const chains: NftChain[] = [
     { name: "postrouting", hook: "type nat hook postrouting priority srcnat; policy accept;", rules: snat },
-    { name: "forward", hook: "type filter hook forward priority mangle; policy accept;", rules: mss },
+    {
+      name: "forward",
+      hook: "type filter hook forward priority mangle; policy accept;",
+      rules: [...accounting, ...mss],
+    },
     { name: "output", hook: "type filter hook output priority filter; policy accept;", rules: redirects },
   ].filter((chain) => chain.rules.length > 0);
 

@@ -36,3 +36,21 @@ export const PORTED_PROTOCOLS = ["tcp", "udp"] as const;
 export function describePorts(ports: PortRange): string {
   return `${ports.first}-${ports.last}`;
 }
+
+/**
+ * Comments that name the counting rules, so that the gateway's telemetry finds
+ * their counters in any backend's listing. Per family ("ipv4", "ipv6"):
+ * `snat` is the SNAT rule itself (NAT rules see only a connection's first
+ * packet), `snatEstablished` the later packets of SNATed connections, both
+ * directions, and `forwarded` every forwarded packet.
+ */
+export const COUNTER_COMMENTS = {
+  snat: (family: Family): string => `egw-snat-${nfFamily(family)}`,
+  snatEstablished: (family: Family): string => `egw-snat-established-${nfFamily(family)}`,
+  forwarded: (family: Family): string => `egw-forwarded-${nfFamily(family)}`,
+} as const;
+
+/** nftables' name of an address family: "ipv4" or "ipv6". */
+export function nfFamily(family: Family): "ipv4" | "ipv6" {
+  return family === 4 ? "ipv4" : "ipv6";
+}
