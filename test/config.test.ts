@@ -45,6 +45,7 @@ const DEFAULTS: Config = {
   flowLogs: { enabled: false, ratePerSecond: 1_000 },
   dataplaneCheckMs: 5_000,
   adjustments: [],
+  telemetry: { intervalMs: 15_000, topN: 10, maxPortUtilization: undefined },
 };
 
 // The env of both containers in /work/shared/reference/deployment.yaml, with
@@ -302,6 +303,16 @@ describe("parseConfig accepts", () => {
       last: 5_000,
     });
   });
+
+  it("kernel telemetry: TELEMETRY_INTERVAL=0s turns it off, a top N and a port-utilisation limit", () => {
+    const config = parseConfig(
+      { TELEMETRY_INTERVAL: "0s", TELEMETRY_TOP_N: "0", READINESS_MAX_PORT_UTILIZATION: "0.9" },
+      gateway,
+    );
+    assert.deepEqual(config.telemetry, { intervalMs: 0, topN: 0, maxPortUtilization: 0.9 });
+    const other = parseConfig({ TELEMETRY_INTERVAL: "1m", READINESS_MAX_PORT_UTILIZATION: "1" }, gateway);
+    assert.deepEqual(other.telemetry, { intervalMs: 60_000, topN: 10, maxPortUtilization: 1 });
+  });
 });
 
 describe("parseConfig refuses", () => {
@@ -424,6 +435,18 @@ describe("parseConfig refuses", () => {
     },
     { env: { DATAPLANE_CHECK_INTERVAL: "2h" }, variable: "DATAPLANE_CHECK_INTERVAL", says: /longer than 1h/ },
     { env: { DATAPLANE_CHECK_INTERVAL: "-5s" }, variable: "DATAPLANE_CHECK_INTERVAL", says: /is negative/ },
+    { env: { TELEMETRY_INTERVAL: "500ms" }, variable: "TELEMETRY_INTERVAL", says: /shorter than 1s/ },
+    { env: { TELEMETRY_TOP_N: "101" }, variable: "TELEMETRY_TOP_N", says: /out of range/ },
+    {
+      env: { READINESS_MAX_PORT_UTILIZATION: "90%" },
+      variable: "READINESS_MAX_PORT_UTILIZATION",
+      says: /not a decimal number; expected a ratio above 0 and at most 1/,
+    },
+    {
+      env: { READINESS_MAX_PORT_UTILIZATION: "0" },
+      variable: "READINESS_MAX_PORT_UTILIZATION",
+      says: /out of range/,
+    },
   ];
   for (const { env, options = gateway, variable, says } of cases) {
     it(`${variable}: ${JSON.stringify(env)}`, () => {
@@ -602,6 +625,12 @@ const plausible: Record<VariableName, fc.Arbitrary<string>> = {
     fc.constant("0s"),
     fc.integer({ min: 1_000, max: 3_600_000 }).map(formatDuration),
   ),
+  TELEMETRY_INTERVAL: fc.oneof(
+    fc.constant("0s"),
+    fc.integer({ min: 1_000, max: 3_600_000 }).map(formatDuration),
+  ),
+  TELEMETRY_TOP_N: fc.integer({ min: 0, max: 100 }).map(String),
+  READINESS_MAX_PORT_UTILIZATION: fc.double({ min: 0.01, max: 1, noNaN: true }).map((r) => r.toFixed(2)),
 };
 const edgeValue = fc.oneof(durationText, numberText, ipText, listText, wordText, anyText);
 

@@ -14,6 +14,7 @@ import {
   MAX_HEADER_TIMEOUT_MS,
   MAX_KEEPALIVE_TIMEOUT_MS,
   probeTiming,
+  telemetryInterval,
 } from "./timing.js";
 import type { Config, LogLevel, PortRange } from "./types.js";
 
@@ -75,6 +76,11 @@ export function parseConfig(env: Environment, options: ParseOptions): Config {
       ),
     },
     dataplaneCheckMs: dataplaneCheckInterval(env),
+    telemetry: {
+      intervalMs: telemetryInterval(env),
+      topN: integer(read(env, "TELEMETRY_TOP_N"), 0, 100),
+      maxPortUtilization: ratio(read(env, "READINESS_MAX_PORT_UTILIZATION")),
+    },
     adjustments: adjustments.list,
   });
 }
@@ -117,6 +123,18 @@ function portRange(setting: Setting): PortRange {
   if (first < 1 || last > 65_535) throw invalid(setting, "is out of range", EXPECTED_PORT_RANGE);
   if (first > last) throw invalid(setting, "starts after it ends", EXPECTED_PORT_RANGE);
   return { first, last };
+}
+
+/** A ratio above 0 and at most 1 ("0.9"); unset gives undefined. */
+function ratio(setting: Setting): number | undefined {
+  if (setting.text === "") return undefined;
+  const expected = "a ratio above 0 and at most 1, such as 0.9";
+  if (!/^(?:\d+(?:\.\d*)?|\.\d+)$/.test(setting.text)) {
+    throw invalid(setting, "is not a decimal number", expected);
+  }
+  const value = Number(setting.text);
+  if (value <= 0 || value > 1) throw invalid(setting, "is out of range", expected);
+  return value;
 }
 
 const BOOLEANS: ReadonlyMap<string, boolean> = new Map([

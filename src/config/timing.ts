@@ -158,3 +158,23 @@ export function dataplaneCheckInterval(env: Environment): number {
     throw invalid(setting, `is longer than ${formatDuration(MAX_DATAPLANE_CHECK_MS)}`, expected);
   return wholeMs(parsed.ms);
 }
+
+/** Below a second, reads of a large conntrack table (~0.5 s at 250k entries) would follow each other with no pause. */
+export const MIN_TELEMETRY_INTERVAL_MS = 1_000; // 1 s
+export const MAX_TELEMETRY_INTERVAL_MS = 3_600_000; // 1 h
+
+/** TELEMETRY_INTERVAL (ours): 0s turns kernel telemetry off; otherwise 1s to 1h, strictly. */
+export function telemetryInterval(env: Environment): number {
+  const setting = read(env, "TELEMETRY_INTERVAL");
+  const expected =
+    `0s (off) or a duration from ${formatDuration(MIN_TELEMETRY_INTERVAL_MS)} ` +
+    `to ${formatDuration(MAX_TELEMETRY_INTERVAL_MS)}, such as 15s`;
+  const parsed = parseDuration(setting.text);
+  if (!parsed.ok) throw invalid(setting, parsed.problem, expected);
+  if (parsed.ms === 0) return 0;
+  if (parsed.ms < MIN_TELEMETRY_INTERVAL_MS)
+    throw invalid(setting, `is shorter than ${formatDuration(MIN_TELEMETRY_INTERVAL_MS)}`, expected);
+  if (parsed.ms > MAX_TELEMETRY_INTERVAL_MS)
+    throw invalid(setting, `is longer than ${formatDuration(MAX_TELEMETRY_INTERVAL_MS)}`, expected);
+  return wholeMs(parsed.ms);
+}

@@ -64,6 +64,15 @@ export interface FlowLogConfig {
   readonly ratePerSecond: number;
 }
 
+export interface TelemetryConfig {
+  /** Time between two kernel telemetry refreshes, and each one's deadline; 0 turns telemetry off. */
+  readonly intervalMs: number;
+  /** Destinations and clients listed per refresh. */
+  readonly topN: number;
+  /** READINESS_MAX_PORT_UTILIZATION: the SNATPortUtilization component's limit; undefined when unset. */
+  readonly maxPortUtilization: number | undefined;
+}
+
 export interface Config {
   /** The pod's IPv4 address: the gateway's identity (VXLAN MAC, health bind). */
   readonly podIPv4: string | undefined;
@@ -87,4 +96,5 @@ export interface Config {
   readonly dataplaneCheckMs: number;
   /** What parsing had to adjust; empty for a configuration honoured as written. */
   readonly adjustments: readonly Adjustment[];
+  readonly telemetry: TelemetryConfig;
 }

@@ -231,6 +231,30 @@ export const variables = [
     ours: true,
     description: "Idle keep-alive connections to the health server are closed after this time; 100ms..10m.",
   },
+  {
+    name: "TELEMETRY_INTERVAL",
+    default: "15s",
+    who: "gateway",
+    ours: true,
+    description:
+      "Time between two reads of kernel telemetry (rule counters, conntrack), and each read's deadline; 1s..1h, 0s disables.",
+  },
+  {
+    name: "TELEMETRY_TOP_N",
+    default: "10",
+    who: "gateway",
+    ours: true,
+    description:
+      "How many destinations and client addresses /metrics lists by SNAT port use and connections; 0..100.",
+  },
+  {
+    name: "READINESS_MAX_PORT_UTILIZATION",
+    default: "",
+    who: "gateway",
+    ours: true,
+    description:
+      "Ratio above 0, at most 1, such as 0.9: the gateway turns not ready while SNAT port use toward one destination is above it; unset disables.",
+  },
 ] as const satisfies readonly Variable[];
 
 export type VariableName = (typeof variables)[number]["name"];

@@ -17,6 +17,12 @@ import { ProbeGroup, type Protocol, type TargetTransition } from "../probes/grou
 import type { HttpExchange } from "../probes/http-phases.js";
 import type { Prober } from "../probes/types.js";
 import { startIntegrityWatch, type IntegrityWatch } from "../integrity/watch.js";
+import {
+  kernelTelemetry,
+  portUtilizationVerdict,
+  telemetryFamilies,
+  type Telemetry,
+} from "../telemetry/index.js";
 import type { Logger } from "./log.js";
 import { renderMetrics } from "./metrics.js";
 import { formatDuration } from "../config/duration.js";
@@ -55,6 +61,8 @@ export interface GatewayDeps {
 export interface Gateway {
   readonly readiness: Readiness;
   readonly server: HealthServer | undefined;
+  /** Kernel telemetry (liveForwardedConnections() for the drain); undefined when TELEMETRY_INTERVAL=0s. */
+  readonly telemetry: Telemetry | undefined;
   /** SIGTERM: readiness 503 at once; keeps serving and probing until stop(). */
   terminate(): void;
   /** Forwarded connections live now, read from conntrack; undefined when unreadable. */
@@ -104,6 +112,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       : undefined;
   const icmpComponent = probeComponent(COMPONENT.icmpProbes, icmpProbe.targets.length, icmpProbe.timeoutMs);
   const httpComponent = probeComponent(COMPONENT.httpProbes, httpProbe.urls.length, httpProbe.timeoutMs);
+  const telemetry = prepareTelemetry(config, deps, readiness);
 
   let policySync = sync.prepared.pending;
   const { returnPath } = sync;
@@ -148,8 +157,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
           runtime: () => runtime.sample(),
           health: server?.stats(),
           flowLogs: flowLog?.counters(),
-          forwardedConnections: connections.current,
           integrity: integrity?.state(),
+          telemetry: telemetry && telemetryFamilies(telemetry.snapshot(), telemetry.record()),
         }),
     });
     const { bound, fdLimit } = server.stats();
@@ -222,10 +231,12 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       "flow logs on: one line per finished forwarded connection",
     );
   }
+  telemetry?.start();
 
   return {
     readiness,
     server,
+    telemetry,
     terminate: () => readiness.terminate(),
     liveConnections: () => connections.refresh(),
     async stop() {
@@ -238,6 +249,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
         returnPath?.stop(),
         flowLog?.stop(),
         integrity?.stop(),
+        telemetry?.stop(),
       ]);
       for (const { prober } of groups) prober.close();
       readiness.close();
@@ -245,6 +257,33 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       runtime?.close();
     },
   };
+}
+
+/**
+ * Kernel telemetry, and the optional SNATPortUtilization component fed by it.
+ * The component is off by default: replicas behind one egress IP pool saturate
+ * together, so with it on they would all turn not ready at once and the
+ * clients would lose every gateway instead of some ports.
+ */
+function prepareTelemetry(config: Config, deps: GatewayDeps, readiness: Readiness): Telemetry | undefined {
+  const { intervalMs, topN, maxPortUtilization } = config.telemetry;
+  if (intervalMs === 0) {
+    if (maxPortUtilization !== undefined) {
+      deps.log.warn(
+        "READINESS_MAX_PORT_UTILIZATION is ignored: it needs kernel telemetry, which TELEMETRY_INTERVAL=0s turns off",
+      );
+    }
+    return undefined;
+  }
+  const telemetry = kernelTelemetry({ intervalMs, topN, clock: deps.clock, log: deps.log });
+  if (maxPortUtilization !== undefined) {
+    const component = readiness.register(COMPONENT.snatPortUtilization);
+    telemetry.onRefresh((snapshot) => {
+      const verdict = portUtilizationVerdict(snapshot, maxPortUtilization);
+      component.report(verdict.ready, verdict.detail);
+    });
+  }
+  return telemetry;
 }
 
 /**

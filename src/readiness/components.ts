@@ -10,6 +10,8 @@ export const COMPONENT = {
   dataplane: "Dataplane",
   /** What init set up, watched at run time (src/integrity). */
   dataplaneIntegrity: "DataplaneIntegrity",
+  /** Optional (READINESS_MAX_PORT_UTILIZATION): SNAT port use toward the busiest destination. */
+  snatPortUtilization: "SNATPortUtilization",
 } as const;
 
 /** Not a registered component: the row and the transition that SIGTERM adds. */
