@@ -1,0 +1,59 @@
+// The part of bench/telemetry.ts that runs inside the lab namespace (its
+// conntrack table and loopback are the namespace's own). Prints one JSON line.
+//
+//   refresh --rounds N: N kernel telemetry refreshes of the built code (the
+//     worker reading /proc/net/nf_conntrack included): wall and CPU (this
+//     process, worker and kernel time included) of each, and the peak RSS.
+//   paced --url U --rate R --seconds S: /readiness latency at a fixed rate.
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { pacedLatency } from "./paced.js";
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    rounds: { type: "string", default: "5" },
+    url: { type: "string" },
+    rate: { type: "string", default: "200" },
+    seconds: { type: "string", default: "8" },
+  },
+});
+
+const peakRssBytes = (): number =>
+  Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))?.[1]) * 1024;
+
+if (positionals[0] === "refresh") {
+  const dist = new URL("../../dist/telemetry/", import.meta.url);
+  const { kernelTelemetry } = (await import(
+    new URL("index.js", dist).href
+  )) as typeof import("../../src/telemetry/index.js");
+  const { systemClock } = (await import(
+    new URL("../clock.js", dist).href
+  )) as typeof import("../../src/clock.js");
+  const quiet = { warn: () => undefined, info: () => undefined };
+  const telemetry = kernelTelemetry({ intervalMs: 60_000, topN: 10, clock: systemClock, log: quiet });
+  const rounds: { wallMs: number; cpuMs: number; entries: number | undefined }[] = [];
+  for (let i = 0; i < Number(values.rounds); i++) {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await telemetry.refresh();
+    const cpu = process.cpuUsage(cpu0);
+    rounds.push({
+      wallMs: performance.now() - t0,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      entries: telemetry.snapshot().table?.entries,
+    });
+  }
+  await telemetry.stop();
+  console.log(JSON.stringify({ rounds, peakRssBytes: peakRssBytes(), errors: telemetry.record().errors }));
+} else if (positionals[0] === "paced" && values.url) {
+  const result = await pacedLatency(values.url, {
+    rate: Number(values.rate),
+    seconds: Number(values.seconds),
+    connections: 4,
+  });
+  console.log(JSON.stringify(result));
+} else {
+  console.error("usage: telemetry-inside.ts refresh [--rounds N] | paced --url URL [--rate R --seconds S]");
+  process.exit(2);
+}
