@@ -237,7 +237,7 @@ export const variables = [
     who: "gateway",
     ours: true,
     description:
-      "Time between two reads of kernel telemetry (rule counters, conntrack), and each read's deadline; 1s..1h, 0s disables.",
+      "Time between two reads of kernel telemetry (rule counters, conntrack), and each read's deadline; 1s..1h, `0s` turns kernel telemetry off. See [Observability](#observability).",
   },
   {
     name: "TELEMETRY_TOP_N",
@@ -245,7 +245,7 @@ export const variables = [
     who: "gateway",
     ours: true,
     description:
-      "How many destinations and client addresses /metrics lists by SNAT port use and connections; 0..100.",
+      "How many destinations and client addresses `/metrics` lists by SNAT port use and by connections; 0..100.",
   },
   {
     name: "READINESS_MAX_PORT_UTILIZATION",
@@ -253,7 +253,7 @@ export const variables = [
     who: "gateway",
     ours: true,
     description:
-      "Ratio above 0, at most 1, such as 0.9: the gateway turns not ready while SNAT port use toward one destination is above it; unset disables.",
+      "A ratio above 0 and at most 1, such as `0.9`: above it toward any one destination, the `SNATPortUtilization` component turns not ready. Unset (the default) disables it; see [Observability](#observability) for why.",
   },
 ] as const satisfies readonly Variable[];
 
