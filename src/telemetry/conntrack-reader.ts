@@ -12,7 +12,7 @@
 import { Worker } from "node:worker_threads";
 import type { ConntrackSummary } from "./conntrack-tally.js";
 import type { TallyReply, TallyRequest } from "./conntrack-worker.js";
-import { TelemetryError } from "./errors.js";
+import { TelemetryDeadlineError, TelemetryReadError } from "./errors.js";
 
 export const CONNTRACK_TABLE = "/proc/net/nf_conntrack";
 
@@ -39,11 +39,11 @@ export class ConntrackReader {
 
   /** Tallies the table with the top `topN` destinations and clients; `signal` aborts and ends the worker. */
   read(topN: number, signal?: AbortSignal): Promise<ConntrackSummary> {
-    if (signal?.aborted) return Promise.reject(new TelemetryError("EGW_ERR_TELEMETRY_DEADLINE", "aborted"));
+    if (signal?.aborted) return Promise.reject(new TelemetryDeadlineError("aborted"));
     const worker = this.ensureWorker();
     const id = this.nextId++;
     return new Promise<ConntrackSummary>((resolve, reject) => {
-      const onAbort = (): void => this.restart(new TelemetryError("EGW_ERR_TELEMETRY_DEADLINE", "aborted"));
+      const onAbort = (): void => this.restart(new TelemetryDeadlineError("aborted"));
       signal?.addEventListener("abort", onAbort, { once: true });
       this.pending.set(id, {
         resolve: (s) => {
@@ -62,7 +62,7 @@ export class ConntrackReader {
   /** Ends the worker; reads in flight reject. */
   async close(): Promise<void> {
     const worker = this.worker;
-    this.restart(new TelemetryError("EGW_ERR_TELEMETRY_READ", "the conntrack reader closed"));
+    this.restart(new TelemetryReadError("the conntrack reader closed"));
     await worker?.terminate();
   }
 
@@ -74,10 +74,10 @@ export class ConntrackReader {
       const waiter = this.pending.get(reply.id);
       this.pending.delete(reply.id);
       if (reply.ok) waiter?.resolve(reply.summary);
-      else waiter?.reject(new TelemetryError("EGW_ERR_TELEMETRY_READ", `${this.path}: ${reply.message}`));
+      else waiter?.reject(new TelemetryReadError(`${this.path}: ${reply.message}`));
     });
     worker.on("error", (error) => {
-      if (this.worker === worker) this.restart(new TelemetryError("EGW_ERR_TELEMETRY_READ", error.message));
+      if (this.worker === worker) this.restart(new TelemetryReadError(error.message));
     });
     this.worker = worker;
     return worker;

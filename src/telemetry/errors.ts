@@ -1,16 +1,20 @@
-// Errors of the kernel telemetry, values with a stable code, as elsewhere in the project.
+// Errors of the kernel telemetry: one class per failure with a stable code, as
+// elsewhere in the project (src/errors.ts).
+import { EgressGatewayError } from "../errors.js";
 
-export type TelemetryErrorCode =
-  | "EGW_ERR_TELEMETRY_READ" // a kernel source could not be read or parsed
-  | "EGW_ERR_TELEMETRY_DEADLINE" // a refresh took longer than its deadline
-  | "EGW_ERR_TELEMETRY_NO_RULES"; // none of the backends holds our counting rules
+export abstract class TelemetryError extends EgressGatewayError {}
 
-export class TelemetryError extends Error {
-  override readonly name = "TelemetryError";
-  constructor(
-    readonly code: TelemetryErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
+/** A kernel source could not be read or parsed. */
+export class TelemetryReadError extends TelemetryError {
+  readonly code = "EGW_ERR_TELEMETRY_READ";
+}
+
+/** A refresh took longer than its deadline; its unfinished reads were cut off. */
+export class TelemetryDeadlineError extends TelemetryError {
+  readonly code = "EGW_ERR_TELEMETRY_DEADLINE";
+}
+
+/** None of the backends holds the counting rules of init-gateway.sh. */
+export class TelemetryNoRulesError extends TelemetryError {
+  readonly code = "EGW_ERR_TELEMETRY_NO_RULES";
 }

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { runCommand } from "../exec/run-command.js";
 import { NFT_TABLE } from "../init/render-nft.js";
 import { parseConntrackStats, type ConntrackStats } from "./conntrack-stats.js";
-import { TelemetryError } from "./errors.js";
+import { TelemetryNoRulesError, TelemetryReadError } from "./errors.js";
 import { parseIptablesCounters, parseNftCounters, type RuleCounters } from "./rule-counters.js";
 
 export type RulesBackend = "nftables" | "iptables-nft" | "iptables-legacy";
@@ -15,7 +15,7 @@ const BACKENDS: readonly RulesBackend[] = ["nftables", "iptables-nft", "iptables
 async function readBackend(backend: RulesBackend): Promise<RuleCounters> {
   if (backend === "nftables") {
     const listed = await runCommand(["nft", "-j", "list", "table", "inet", NFT_TABLE]);
-    if (!listed.ok) throw new TelemetryError("EGW_ERR_TELEMETRY_READ", `nft: ${listed.stderr.trim()}`);
+    if (!listed.ok) throw new TelemetryReadError(`nft: ${listed.stderr.trim()}`);
     return parseNftCounters(listed.stdout);
   }
   const flavour = backend === "iptables-nft" ? "nft" : "legacy";
@@ -29,10 +29,7 @@ async function readBackend(backend: RulesBackend): Promise<RuleCounters> {
   // A family the pod does not have has no rules; one family is enough.
   const counters: RuleCounters = { ...saved[0], ...saved[1] };
   if (Object.keys(counters).length === 0) {
-    throw new TelemetryError(
-      "EGW_ERR_TELEMETRY_NO_RULES",
-      `iptables-${flavour} holds none of our counting rules`,
-    );
+    throw new TelemetryNoRulesError(`iptables-${flavour} holds none of our counting rules`);
   }
   return counters;
 }
@@ -65,8 +62,7 @@ export function ruleCounterReader(): () => Promise<RuleCounters> {
       }
     }
     known = undefined;
-    throw new TelemetryError(
-      "EGW_ERR_TELEMETRY_NO_RULES",
+    throw new TelemetryNoRulesError(
       `no backend holds the counting rules of init-gateway.sh (${problems.join("; ")})`,
     );
   };
@@ -86,7 +82,7 @@ export async function readConntrackUsage(): Promise<ConntrackUsage> {
       const text = await readFile(`${NETFILTER}/${name}`, "utf8");
       const value = Number(text.trim());
       if (!Number.isSafeInteger(value)) {
-        throw new TelemetryError("EGW_ERR_TELEMETRY_READ", `${NETFILTER}/${name} holds "${text.trim()}"`);
+        throw new TelemetryReadError(`${NETFILTER}/${name} holds "${text.trim()}"`);
       }
       return value;
     }),

@@ -4,7 +4,7 @@
 // (COUNTER_COMMENTS), so foreign rules never count. Pure.
 import { COUNTER_COMMENTS, FAMILIES, nfFamily } from "../init/rules.js";
 import type { Family } from "../init/types.js";
-import { TelemetryError } from "./errors.js";
+import { TelemetryNoRulesError } from "./errors.js";
 
 export interface Counter {
   readonly packets: number;
@@ -72,7 +72,7 @@ function assemble(found: ReadonlyMap<string, Found>, source: string): RuleCounte
     };
   }
   if (Object.keys(out).length === 0) {
-    throw new TelemetryError("EGW_ERR_TELEMETRY_NO_RULES", `${source} holds none of our counting rules`);
+    throw new TelemetryNoRulesError(`${source} holds none of our counting rules`);
   }
   return out;
 }

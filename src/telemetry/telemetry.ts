@@ -5,7 +5,7 @@
 import type { Clock, Timer } from "../clock.js";
 import type { ConntrackStats } from "./conntrack-stats.js";
 import type { ConntrackSummary } from "./conntrack-tally.js";
-import { TelemetryError } from "./errors.js";
+import { TelemetryDeadlineError } from "./errors.js";
 import type { ConntrackUsage } from "./kernel.js";
 import type { RuleCounters } from "./rule-counters.js";
 
@@ -121,7 +121,7 @@ export class Telemetry {
       const timer = clock.setTimer(deadlineMs, () => {
         timedOut = true;
         // Rejected before the abort, so that the race reports the deadline, not the aborted read.
-        reject(new TelemetryError("EGW_ERR_TELEMETRY_DEADLINE", `no answer within ${deadlineMs} ms`));
+        reject(new TelemetryDeadlineError(`no answer within ${deadlineMs} ms`));
         controller.abort();
       });
       controller.signal.addEventListener("abort", () => timer.cancel(), { once: true });
