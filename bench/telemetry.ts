@@ -8,6 +8,9 @@
 //              in the worker thread): wall time, CPU (process, worker and kernel
 //              time) and the peak RSS of that process; ms per 1k entries shows
 //              whether the growth is linear (1M entries must stay under 2 s).
+//   non-root:  the same refreshes as UID 65532 with NET_ADMIN only (the
+//              non-root image's user), for whom /proc/net/nf_conntrack is
+//              closed: the table comes from `conntrack -L -o extended`.
 //   readiness: the built gateway in the namespace with TELEMETRY_INTERVAL=1s
 //              (a refresh every second) against TELEMETRY_INTERVAL=0s (off),
 //              alternating off/on --pairs times: /readiness p99 at 200
@@ -67,8 +70,16 @@ function fill(ns: Namespace, count: number, dir: string): void {
   if (made < count) throw new Error(`made ${made} conntrack entries of ${count}`);
 }
 
-function inside(ns: Namespace, args: readonly string[]): unknown {
-  const out = ns.exec(process.execPath, [
+/** UID 65532 with NET_ADMIN (ambient here, from file capabilities in the image): the non-root variant. */
+const NON_ROOT = [
+  ...["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups"],
+  ...["--inh-caps=-all,+net_admin", "--ambient-caps=-all,+net_admin", "--"],
+];
+
+function inside(ns: Namespace, args: readonly string[], wrapper: readonly string[] = []): unknown {
+  const [command = process.execPath, ...rest] = [...wrapper, process.execPath];
+  const out = ns.exec(command, [
+    ...rest,
     "--import",
     "tsx",
     join(ROOT, "bench/support/telemetry-inside.ts"),
@@ -80,6 +91,7 @@ function inside(ns: Namespace, args: readonly string[]): unknown {
 interface RefreshRun {
   readonly rounds: { wallMs: number; cpuMs: number; entries: number | undefined }[];
   readonly peakRssBytes: number;
+  readonly method: string;
 }
 
 async function readinessP99(ns: Namespace, telemetryOn: boolean): Promise<{ p99Ms: number; rss: number }> {
@@ -126,6 +138,8 @@ const rows: string[][] = [
     "CPU ms",
     "ms/1k",
     "peak RSS",
+    "non-root ms",
+    "non-root CPU",
     "p99 off ms",
     "p99 on ms",
     "on/off",
@@ -152,6 +166,12 @@ try {
       throw new Error(`a refresh missed entries: ${JSON.stringify(refresh)}`);
     const wall = steady.map((r) => r.wallMs);
     perThousand.push(median(wall) / (size / 1000));
+    const nonRoot = inside(ns, ["refresh", "--rounds", String(flags.rounds)], NON_ROOT) as RefreshRun;
+    const nonRootSteady = nonRoot.rounds.slice(1);
+    if (nonRoot.method !== "command" || nonRootSteady.some((r) => r.entries !== size))
+      throw new Error(
+        `the non-root refresh did not read the table with conntrack -L: ${JSON.stringify(nonRoot)}`,
+      );
 
     const off: number[] = [];
     const on: number[] = [];
@@ -169,6 +189,8 @@ try {
       spread(steady.map((r) => r.cpuMs)),
       fixed(median(wall) / (size / 1000), 2),
       mebibytes(refresh.peakRssBytes),
+      spread(nonRootSteady.map((r) => r.wallMs)),
+      spread(nonRootSteady.map((r) => r.cpuMs)),
       spread(off, 2),
       spread(on, 2),
       fixed(ratio, 2),

@@ -35,11 +35,18 @@ export function describeInit(result: Finished): string {
   return `exit ${result.signal ?? result.code}: ${why}`;
 }
 
-/** Starts start-gateway.sh in the gateway pod with `env` (EGRESS_POD_IPS defaults to the lab's). destroy() kills it. */
-export function startGateway(pod: PodLab, env: Record<string, string> = {}): GatewayProcess {
+/**
+ * Starts start-gateway.sh in the gateway pod with `env` (EGRESS_POD_IPS defaults to the lab's), behind
+ * `wrapper` when given (setpriv for another user). destroy() kills it.
+ */
+export function startGateway(
+  pod: PodLab,
+  env: Record<string, string> = {},
+  wrapper?: readonly string[],
+): GatewayProcess {
   const gateway = startGatewayProcess(
     { EGRESS_POD_IPS: GATEWAY_POD_IPS, ...env },
-    { netns: pod.gateway.name },
+    { netns: pod.gateway.name, wrapper },
   );
   pod.lab.track(gateway.child);
   return gateway;

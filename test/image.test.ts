@@ -360,7 +360,8 @@ describe("container image", { timeout: 30 * 60_000 }, () => {
           ...volume,
           "--entrypoint",
           JSON.stringify(main.command),
-          ...envArgs({ ...env, ...settings }),
+          // A refresh a second, so that the telemetry test below sees its traffic at once.
+          ...envArgs({ ...env, ...settings, TELEMETRY_INTERVAL: "1s" }),
           image,
         ]);
       });
@@ -415,6 +416,29 @@ describe("container image", { timeout: 30 * 60_000 }, () => {
         assert.equal(await fromClient.text(echo.url(4)), ADDR.gateway.v4);
         assert.equal(await fromClient.text(echo.url(6)), ADDR.gateway.v6);
         pod.routeClientViaGateway(false);
+      });
+
+      it(`reads the conntrack table for /metrics as ${nonRoot ? "UID 65532 (conntrack -L)" : "root (/proc)"}`, async () => {
+        // The exchanges of the test above left SNATed entries (TIME_WAIT) toward the echo server.
+        const port = new URL(echo.url(4)).port;
+        const inUse = `egress_gateway_snat_ports_in_use{destination="${ADDR.external.v4}",port="${port}",protocol="tcp"}`;
+        const allUp = (text: string): boolean =>
+          ["rules", "usage", "stats", "table"].every((source) =>
+            text.includes(`egress_gateway_telemetry_source_up{source="${source}"} 1\n`),
+          );
+        let text = "";
+        // A refresh cut off by its 1 s deadline on a loaded machine misses sources: wait for a whole one.
+        for (const until = performance.now() + 20_000; performance.now() < until; await sleep(200)) {
+          text = (await fromNode.get(`http://${ADDR.gateway.v4}:8080/metrics`)).body;
+          if (text.includes(`${inUse} `) && allUp(text)) break;
+        }
+        assert.match(text, new RegExp(`^${inUse.replace(/[{}.]/g, "\\$&")} [1-9]`, "m"), text);
+        assert.ok(allUp(text), text);
+        const logs = await podmanOk(["logs", name]);
+        const fallback =
+          /is not readable as uid 65532 \(EACCES[^"]*reading the table with `conntrack -L -o extended`/;
+        if (nonRoot) assert.match(logs, fallback);
+        else assert.doesNotMatch(logs, /is not readable as uid/);
       });
 
       it("answers 503 when the probe target stops answering, 200 when it is back", async () => {

@@ -194,8 +194,18 @@ describe("metric families", () => {
     assert.deepEqual(max?.samples, [{ labels: {}, value: Math.round((4 / 64_512) * 1e6) / 1e6 }]);
   });
 
-  it("leave out what the last refresh could not read", () => {
+  it("leave out what the last refresh could not read, and say which source failed", () => {
     const families = telemetryFamilies({}, record);
+    const up = families.find((f) => f.name === "egress_gateway_telemetry_source_up");
+    assert.deepEqual(
+      up?.samples.map((s) => [s.labels.source, s.value]),
+      [
+        ["rules", 0],
+        ["usage", 0],
+        ["stats", 0],
+        ["table", 0],
+      ],
+    );
     const empty = families.filter((f) => f.samples.length === 0).map((f) => f.name);
     assert.ok(empty.includes("egress_gateway_forwarded_connections"));
     assert.ok(empty.includes("egress_gateway_snat_port_utilization_max_ratio"));
@@ -258,6 +268,23 @@ describe("telemetry refresh", () => {
     ]);
   });
 
+  it("reads the live forwarded connections on demand, keeps them, and counts a failed read", async () => {
+    let table: TelemetrySources["table"] = () => Promise.resolve(summary);
+    const telemetry = new Telemetry({
+      intervalMs: 0,
+      deadlineMs: 50,
+      clock: systemClock,
+      log,
+      sources: sources((signal) => table(signal)),
+    });
+    assert.equal(await telemetry.readLiveForwarded(), 5);
+    assert.equal(telemetry.liveForwardedConnections(), 5);
+    table = () => new Promise(() => undefined);
+    assert.equal(await telemetry.readLiveForwarded(), undefined);
+    assert.equal(telemetry.record().errors.table, 1);
+    assert.equal(log.warnings.at(-1), "telemetry cannot read table: no answer within 50 ms");
+  });
+
   it("exposes the live forwarded connections of the last refresh to its listeners and callers", async () => {
     const telemetry = new Telemetry({
       intervalMs: 60_000,
@@ -284,7 +311,7 @@ describe("conntrack reader (worker thread)", () => {
   it("tallies a table file in its worker, again and again", async () => {
     const path = join(dir, "nf_conntrack");
     writeFileSync(path, `${TABLE}\n`);
-    const reader = new ConntrackReader(path);
+    const reader = new ConntrackReader({ path });
     try {
       assert.deepEqual(await reader.read(10), EXPECTED);
       assert.deepEqual(await reader.read(10), EXPECTED);
@@ -293,8 +320,55 @@ describe("conntrack reader (worker thread)", () => {
     }
   });
 
+  it("reads through the command, once and for good, when the file is refused (the non-root image)", async () => {
+    const path = join(dir, "listed");
+    writeFileSync(path, `${TABLE}\n`);
+    const fallbacks: string[] = [];
+    // Even root gets EACCES here (/proc/sys checks its mode bits without DAC_OVERRIDE), as
+    // UID 65532 does on /proc/net/nf_conntrack (0440 root).
+    const reader = new ConntrackReader({
+      path: "/proc/sys/net/ipv4/route/flush",
+      command: ["cat", path],
+      onFallback: (reason) => fallbacks.push(reason),
+    });
+    try {
+      assert.deepEqual(await reader.read(10), EXPECTED);
+      assert.equal(reader.method, "command");
+      assert.deepEqual(await reader.read(10), EXPECTED);
+      assert.equal(fallbacks.length, 1);
+      assert.match(
+        fallbacks[0]!,
+        /route\/flush is not readable as uid 0 \(EACCES: .*\); reading the table with `cat /,
+      );
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it("rejects with one clear line when the command fails too, and does not fall back for other errors", async () => {
+    const reader = new ConntrackReader({
+      path: "/proc/sys/net/ipv4/route/flush",
+      command: ["sh", "-c", "echo 'Operation failed: not permitted' >&2; exit 1"],
+    });
+    try {
+      await assert.rejects(reader.read(10), {
+        code: "EGW_ERR_TELEMETRY_READ",
+        message: /exited \(1\): Operation failed: not permitted$/,
+      });
+    } finally {
+      await reader.close();
+    }
+    const missing = new ConntrackReader({ path: join(dir, "absent"), command: ["false"] });
+    try {
+      await assert.rejects(missing.read(10), { message: /ENOENT/ });
+      assert.equal(missing.method, "file");
+    } finally {
+      await missing.close();
+    }
+  });
+
   it("rejects with the file's error, and stops reading when aborted", async () => {
-    const reader = new ConntrackReader(join(dir, "missing"));
+    const reader = new ConntrackReader({ path: join(dir, "missing") });
     try {
       await assert.rejects(reader.read(10), { code: "EGW_ERR_TELEMETRY_READ", message: /ENOENT/ });
       const controller = new AbortController();

@@ -2,8 +2,10 @@
 // conntrack table and loopback are the namespace's own). Prints one JSON line.
 //
 //   refresh --rounds N: N kernel telemetry refreshes of the built code (the
-//     worker reading /proc/net/nf_conntrack included): wall and CPU (this
-//     process, worker and kernel time included) of each, and the peak RSS.
+//     worker reading /proc/net/nf_conntrack, or `conntrack -L` when run as a
+//     user the file refuses, included): wall and CPU (this process, worker,
+//     kernel time and the finished child processes included) of each, the
+//     peak RSS, and how the table was read.
 //   paced --url U --rate R --seconds S: /readiness latency at a fixed rate.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -19,6 +21,12 @@ const { positionals, values } = parseArgs({
   },
 });
 
+/** CPU of the finished child processes (conntrack -L, nft), from /proc/self/stat's cutime and cstime. */
+const childrenCpuMs = (): number => {
+  const fields = readFileSync("/proc/self/stat", "utf8").split(") ")[1]?.split(" ") ?? [];
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / 100; // clock ticks of 10 ms
+};
+
 const peakRssBytes = (): number =>
   Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))?.[1]) * 1024;
 
@@ -30,22 +38,26 @@ if (positionals[0] === "refresh") {
   const { systemClock } = (await import(
     new URL("../clock.js", dist).href
   )) as typeof import("../../src/clock.js");
-  const quiet = { warn: () => undefined, info: () => undefined };
+  let method = "file";
+  const quiet = { warn: () => undefined, info: () => void (method = "command") };
   const telemetry = kernelTelemetry({ intervalMs: 60_000, topN: 10, clock: systemClock, log: quiet });
   const rounds: { wallMs: number; cpuMs: number; entries: number | undefined }[] = [];
   for (let i = 0; i < Number(values.rounds); i++) {
     const cpu0 = process.cpuUsage();
+    const children0 = childrenCpuMs();
     const t0 = performance.now();
     await telemetry.refresh();
     const cpu = process.cpuUsage(cpu0);
     rounds.push({
       wallMs: performance.now() - t0,
-      cpuMs: (cpu.user + cpu.system) / 1000,
+      cpuMs: (cpu.user + cpu.system) / 1000 + childrenCpuMs() - children0,
       entries: telemetry.snapshot().table?.entries,
     });
   }
   await telemetry.stop();
-  console.log(JSON.stringify({ rounds, peakRssBytes: peakRssBytes(), errors: telemetry.record().errors }));
+  console.log(
+    JSON.stringify({ rounds, peakRssBytes: peakRssBytes(), errors: telemetry.record().errors, method }),
+  );
 } else if (positionals[0] === "paced" && values.url) {
   const result = await pacedLatency(values.url, {
     rate: Number(values.rate),

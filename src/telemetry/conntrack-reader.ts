@@ -9,12 +9,33 @@
 // start, and its text is no cheaper to parse. A worker keeps the parse off the
 // event loop (/readiness keeps answering), overlaps it with the kernel's
 // reading, and costs no second Node process (~40 MB of RSS for a child).
+//
+// /proc/net/nf_conntrack is mode 0440 root: the non-root variant (UID 65532,
+// NET_ADMIN from file capabilities, no DAC_OVERRIDE) gets EACCES. Then the
+// reader switches, once and for good, to `conntrack -L -o extended`, which
+// prints the same lines over netlink with the binary's file capability.
 import { Worker } from "node:worker_threads";
 import type { ConntrackSummary } from "./conntrack-tally.js";
-import type { TallyReply, TallyRequest } from "./conntrack-worker.js";
+import type { TableSource, TallyReply, TallyRequest } from "./conntrack-worker.js";
 import { TelemetryDeadlineError, TelemetryReadError } from "./errors.js";
 
 export const CONNTRACK_TABLE = "/proc/net/nf_conntrack";
+/** Prints the table in /proc's line format, over ctnetlink (NET_ADMIN). */
+export const CONNTRACK_LIST = ["conntrack", "-L", "-o", "extended"] as const;
+
+/** Errors of opening the file that mean "not as this user", where the command may still work. */
+const NOT_PERMITTED = new Set(["EACCES", "EPERM"]);
+
+export interface ConntrackReaderOptions {
+  /** The table file; /proc/net/nf_conntrack. */
+  readonly path?: string;
+  /** The fallback command; `conntrack -L -o extended`. */
+  readonly command?: readonly string[];
+  /** The fallback command is killed after this long. */
+  readonly commandTimeoutMs?: number;
+  /** Told once, when the file is not readable and the command takes over. */
+  readonly onFallback?: (reason: string) => void;
+}
 
 // The worker runs from the same tree as this file: dist/ in production; the
 // sources under tsx in tests and benchmarks, where a worker must register tsx
@@ -34,11 +55,35 @@ export class ConntrackReader {
     number,
     { resolve: (s: ConntrackSummary) => void; reject: (e: Error) => void }
   >();
+  private source: TableSource;
 
-  constructor(private readonly path = CONNTRACK_TABLE) {}
+  constructor(private readonly options: ConntrackReaderOptions = {}) {
+    this.source = { kind: "file", path: options.path ?? CONNTRACK_TABLE };
+  }
+
+  /** How the table is read now: the file, or the command after the file was refused. */
+  get method(): "file" | "command" {
+    return this.source.kind;
+  }
 
   /** Tallies the table with the top `topN` destinations and clients; `signal` aborts and ends the worker. */
-  read(topN: number, signal?: AbortSignal): Promise<ConntrackSummary> {
+  async read(topN: number, signal?: AbortSignal): Promise<ConntrackSummary> {
+    try {
+      return await this.readFrom(this.source, topN, signal);
+    } catch (error) {
+      const errno = error instanceof TelemetryReadError ? error.errno : undefined;
+      if (this.source.kind !== "file" || errno === undefined || !NOT_PERMITTED.has(errno)) throw error;
+      const argv = this.options.command ?? CONNTRACK_LIST;
+      this.source = { kind: "command", argv, timeoutMs: this.options.commandTimeoutMs ?? 30_000 };
+      this.options.onFallback?.(
+        `${this.options.path ?? CONNTRACK_TABLE} is not readable as uid ${process.getuid?.() ?? "?"} ` +
+          `(${errno}: it needs root or DAC_OVERRIDE); reading the table with \`${argv.join(" ")}\` instead`,
+      );
+      return this.readFrom(this.source, topN, signal);
+    }
+  }
+
+  private readFrom(source: TableSource, topN: number, signal?: AbortSignal): Promise<ConntrackSummary> {
     if (signal?.aborted) return Promise.reject(new TelemetryDeadlineError("aborted"));
     const worker = this.ensureWorker();
     const id = this.nextId++;
@@ -55,7 +100,7 @@ export class ConntrackReader {
           reject(e);
         },
       });
-      worker.postMessage({ id, path: this.path, topN } satisfies TallyRequest);
+      worker.postMessage({ id, source, topN } satisfies TallyRequest);
     });
   }
 
@@ -74,7 +119,10 @@ export class ConntrackReader {
       const waiter = this.pending.get(reply.id);
       this.pending.delete(reply.id);
       if (reply.ok) waiter?.resolve(reply.summary);
-      else waiter?.reject(new TelemetryReadError(`${this.path}: ${reply.message}`));
+      else {
+        const where = this.source.kind === "file" ? this.source.path : this.source.argv.join(" ");
+        waiter?.reject(new TelemetryReadError(`${where}: ${reply.message}`, reply.code));
+      }
     });
     worker.on("error", (error) => {
       if (this.worker === worker) this.restart(new TelemetryReadError(error.message));

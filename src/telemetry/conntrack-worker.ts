@@ -1,13 +1,19 @@
 // Worker thread that reads the conntrack table and tallies it, so that the
 // gateway's event loop never parses 45 MB of text. It imports nothing but the
 // tally: the ICMP prober's raw-socket addon crashes when loaded in a worker.
+import { spawn } from "node:child_process";
 import { open } from "node:fs/promises";
 import { parentPort } from "node:worker_threads";
 import { ConntrackTally, type ConntrackSummary } from "./conntrack-tally.js";
 
+/** Where the table's text comes from: /proc's file, or a command that prints the same lines. */
+export type TableSource =
+  | { readonly kind: "file"; readonly path: string }
+  | { readonly kind: "command"; readonly argv: readonly string[]; readonly timeoutMs: number };
+
 export interface TallyRequest {
   readonly id: number;
-  readonly path: string;
+  readonly source: TableSource;
   readonly topN: number;
 }
 
@@ -39,8 +45,46 @@ export async function tallyFile(path: string, topN: number): Promise<ConntrackSu
   }
 }
 
+/**
+ * Tallies what `argv` prints (`conntrack -L -o extended`: /proc's line format).
+ * The child is killed at `timeoutMs`; if this worker is ended first, the child
+ * dies of a broken pipe at its next write.
+ */
+export function tallyCommand(
+  argv: readonly string[],
+  topN: number,
+  timeoutMs: number,
+): Promise<ConntrackSummary> {
+  const [command = "", ...args] = argv;
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: timeoutMs,
+      killSignal: "SIGKILL",
+    });
+    const tally = new ConntrackTally(topN);
+    child.stdout.on("data", (chunk: Buffer) => tally.write(chunk));
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+    child.once("error", reject);
+    child.once("close", (code, signal) => {
+      if (code === 0) resolve(tally.end());
+      else {
+        const why = stderr.trim().split("\n")[0] ?? "";
+        reject(new Error(`${argv.join(" ")} exited (${signal ?? code})${why ? `: ${why}` : ""}`));
+      }
+    });
+  });
+}
+
+const tally = (request: TallyRequest): Promise<ConntrackSummary> =>
+  request.source.kind === "file"
+    ? tallyFile(request.source.path, request.topN)
+    : tallyCommand(request.source.argv, request.topN, request.source.timeoutMs);
+
 parentPort?.on("message", (request: TallyRequest) => {
-  tallyFile(request.path, request.topN).then(
+  tally(request).then(
     (summary) => parentPort?.postMessage({ id: request.id, ok: true, summary } satisfies TallyReply),
     (error: unknown) => {
       const message = error instanceof Error ? error.message : String(error);

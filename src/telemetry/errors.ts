@@ -7,6 +7,14 @@ export abstract class TelemetryError extends EgressGatewayError {}
 /** A kernel source could not be read or parsed. */
 export class TelemetryReadError extends TelemetryError {
   readonly code = "EGW_ERR_TELEMETRY_READ";
+
+  constructor(
+    message: string,
+    /** The system error's code (EACCES, ENOENT) when a system call failed. */
+    readonly errno?: string,
+  ) {
+    super(message);
+  }
 }
 
 /** A refresh took longer than its deadline; its unfinished reads were cut off. */

@@ -3,7 +3,7 @@
 // bounded: per address family, per source, or the top N.
 import type { Destination } from "./conntrack-tally.js";
 import { KERNEL_PORT_RANGE, type RuleCounters } from "./rule-counters.js";
-import type { RefreshRecord, TelemetrySnapshot } from "./telemetry.js";
+import { SOURCE_NAMES, type RefreshRecord, type TelemetrySnapshot } from "./telemetry.js";
 
 export interface Sample {
   readonly labels: Readonly<Record<string, string>>;
@@ -182,6 +182,17 @@ export function telemetryFamilies(snapshot: TelemetrySnapshot, record: RefreshRe
       "counter",
       "Refreshes cut off by their deadline.",
       one(record.deadlineExceeded),
+    ),
+    family(
+      "egress_gateway_telemetry_source_up",
+      "gauge",
+      "1 when the last refresh read the source (rules, usage, stats, table), 0 when it failed.",
+      record.refreshes === 0
+        ? []
+        : SOURCE_NAMES.map((source) => ({
+            labels: { source },
+            value: snapshot[source] === undefined ? 0 : 1,
+          })),
     ),
     family(
       "egress_gateway_telemetry_refresh_errors_total",

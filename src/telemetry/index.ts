@@ -15,12 +15,23 @@ export interface KernelTelemetryOptions {
   readonly log: TelemetryLog;
 }
 
-/** Telemetry of the process's own network namespace; the deadline of a refresh is its interval. */
+/** The deadline of a read when telemetry is off and only the drain reads the table. */
+const ON_DEMAND_DEADLINE_MS = 10_000; // 10 s
+
+/**
+ * Telemetry of the process's own network namespace; the deadline of a refresh
+ * is its interval. With intervalMs 0 it is made but not started: the drain
+ * still reads the live forwarded connections from it on demand.
+ */
 export function kernelTelemetry(options: KernelTelemetryOptions): Telemetry {
-  const conntrack = new ConntrackReader();
+  const deadlineMs = options.intervalMs > 0 ? options.intervalMs : ON_DEMAND_DEADLINE_MS;
+  const conntrack = new ConntrackReader({
+    commandTimeoutMs: deadlineMs,
+    onFallback: (reason) => options.log.info({ source: "table" }, reason),
+  });
   return new Telemetry({
     intervalMs: options.intervalMs,
-    deadlineMs: options.intervalMs,
+    deadlineMs,
     clock: options.clock,
     log: options.log,
     sources: {

@@ -102,6 +102,46 @@ export class Telemetry {
     return this.snapshotNow.table?.liveForwarded;
   }
 
+  /**
+   * Reads the conntrack table now, outside the cadence (the drain asks every
+   * second), and keeps it as the snapshot's table; undefined when the read
+   * fails, which is counted and logged as in a refresh. Works whether or not
+   * start() was called.
+   */
+  async readLiveForwarded(): Promise<number | undefined> {
+    const table = await this.settle("table", (signal) => this.options.sources.table(signal));
+    if (table === undefined) return undefined;
+    this.snapshotNow = { ...this.snapshotNow, table };
+    return table.liveForwarded;
+  }
+
+  /** One source under the deadline; undefined (counted and logged) when it fails. */
+  private async settle<T>(
+    name: SourceName,
+    read: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T | undefined> {
+    const controller = new AbortController();
+    const timer = this.options.clock.setTimer(this.options.deadlineMs, () => controller.abort());
+    const deadline = new Promise<never>((_, reject) =>
+      controller.signal.addEventListener("abort", () =>
+        reject(new TelemetryDeadlineError(`no answer within ${this.options.deadlineMs} ms`)),
+      ),
+    );
+    deadline.catch(() => undefined);
+    try {
+      const value = await Promise.race([read(controller.signal), deadline]);
+      if (this.failing.delete(name)) this.options.log.info({ source: name }, "telemetry source recovered");
+      return value;
+    } catch (error) {
+      this.errors[name]++;
+      this.noteFailure(name, error);
+      return undefined;
+    } finally {
+      timer.cancel();
+      controller.abort();
+    }
+  }
+
   record(): RefreshRecord {
     return {
       refreshes: this.refreshes,
