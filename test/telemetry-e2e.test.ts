@@ -103,9 +103,11 @@ describe("kernel telemetry through the built gateway", () => {
         pod.gateway.exec("conntrack", ["-F"]);
         const init = await runInit(pod, backend.env);
         assert.equal(init.code, 0, init.stderr);
+        // Flow logs on too: promtool checks the whole exposition, telemetry, flows and runtime.
         gateway = startGateway(pod, {
           TELEMETRY_INTERVAL: "1s",
           READINESS_MAX_PORT_UTILIZATION: MAX_UTILIZATION,
+          FLOW_LOGS: "true",
         });
         await gateway.waitForLog((l) => l.msg === "health server listening", 15_000);
       });
@@ -200,12 +202,79 @@ describe("kernel telemetry through the built gateway", () => {
         assert.equal(free.status, 200, free.body);
       });
 
-      it("passes promtool check metrics", async () => {
+      it("passes promtool check metrics with telemetry, flow logs and runtime metrics on", async () => {
         const { text } = await scrape();
+        for (const family of [
+          "egress_gateway_snat_ports_in_use",
+          "egress_gateway_flow_logs_total",
+          "nodejs_heap_size_used_bytes",
+        ]) {
+          assert.match(text, new RegExp(`^# TYPE ${family} `, "m"), family);
+        }
         const checked = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
         assert.equal(checked.status, 0, checked.stdout + checked.stderr);
         assert.equal(checked.stdout + checked.stderr, "", "no lint finding");
       });
     });
   }
+  // The non-root image's user: UID 65532 with NET_ADMIN and NET_RAW only (there from file capabilities,
+  // here ambient, which the tools it runs inherit alike). /proc/net/nf_conntrack (0440 root) is closed to
+  // it; the table is read with `conntrack -L` instead, for /metrics and for the drain.
+  describe("as UID 65532 with NET_ADMIN and NET_RAW only", () => {
+    const NON_ROOT = ["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups"];
+    const CAPS = ["--inh-caps=-all,+net_admin,+net_raw", "--ambient-caps=-all,+net_admin,+net_raw"];
+    let gateway: GatewayProcess;
+    const clients: ChildProcess[] = [];
+
+    before(async () => {
+      pod.gateway.exec("conntrack", ["-F"]);
+      const init = await runInit(pod, { DATAPLANE: "nftables" });
+      assert.equal(init.code, 0, init.stderr);
+      gateway = startGateway(pod, { TELEMETRY_INTERVAL: "1s", DRAIN_MIN: "1s", DRAIN_TIMEOUT: "4s" }, [
+        ...NON_ROOT,
+        ...CAPS,
+        "--",
+      ]);
+      await gateway.waitForLog((l) => l.msg === "health server listening", 15_000);
+    });
+    after(async () => {
+      for (const client of clients) client.kill("SIGTERM");
+      await gateway.kill();
+    });
+
+    it("counts the forwarded connections through conntrack -L, says so once, and drains by that count", async () => {
+      const { child, ready } = await pod.lab.startProgram(pod.client, "held-connections.ts", [
+        ...["client", "--host", ADDR.external.v4, "--port", String(HOLD_PORT)],
+        ...["--count", String(V4_CONNECTIONS), "--bytes", String(BYTES)],
+      ]);
+      clients.push(child);
+      assert.deepEqual(JSON.parse(ready), { open: V4_CONNECTIONS, echoed: V4_CONNECTIONS * BYTES });
+      const now = await scrapeAfterRefresh(
+        (s) => value(s, "egress_gateway_forwarded_connections") >= V4_CONNECTIONS,
+      );
+      assert.equal(value(now, "egress_gateway_forwarded_connections"), V4_CONNECTIONS);
+      const labels = { destination: ADDR.external.v4, port: String(HOLD_PORT), protocol: "tcp" };
+      assert.equal(value(now, "egress_gateway_snat_ports_in_use", labels), V4_CONNECTIONS);
+      assert.ok(
+        value(now, "egress_gateway_snat_bytes_total", { family: "ipv4" }) >= 2 * V4_CONNECTIONS * BYTES,
+      );
+      for (const source of ["rules", "usage", "stats", "table"]) {
+        assert.equal(value(now, "egress_gateway_telemetry_source_up", { source }), 1, source);
+      }
+      const fallbacks = gateway.logs.filter((l) => /is not readable as uid 65532/.test(String(l.msg)));
+      assert.equal(fallbacks.length, 1, gateway.dump());
+      assert.match(
+        String(fallbacks[0]!.msg),
+        /EACCES.*reading the table with `conntrack -L -o extended` instead/,
+      );
+
+      gateway.signal("SIGTERM");
+      await gateway.exited;
+      const progress = gateway.logs.find((l) => l.msg === "draining: forwarded connections still live");
+      assert.equal(progress?.liveConnections, V4_CONNECTIONS, gateway.dump());
+      const done = gateway.logs.find((l) => l.msg === "drain complete, exiting");
+      assert.equal(done?.reason, "timeout", gateway.dump());
+      assert.equal(done?.liveConnections, V4_CONNECTIONS);
+    });
+  });
 });

@@ -1,7 +1,7 @@
 // Reads the pod's conntrack table through `conntrack -L` (the same line format
 // as the events, so the same parser), for what events cannot tell: the
-// forwarded connections still live (drain), and those still in the table when
-// the gateway stops (flow logs' last records).
+// connections still in the table when the gateway stops (flow logs' last
+// records). The live count of the drain is the kernel telemetry's.
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { parseConntrackLine, type ConntrackEvent } from "./conntrack-event.js";
@@ -45,12 +45,4 @@ export function listTranslated(
         reject(new Error(`conntrack -L exited (${signal ?? code}): ${stderr.trim().split("\n")[0] ?? ""}`));
     });
   });
-}
-
-/** Forwarded connections still carrying traffic now. */
-export async function countLiveForwarded(
-  podAddresses: ReadonlySet<string>,
-  command?: string,
-): Promise<number> {
-  return (await listTranslated(podAddresses, command)).filter(isLive).length;
 }

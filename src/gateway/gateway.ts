@@ -5,7 +5,6 @@ import type { Clock } from "../clock.js";
 import type { Config } from "../config/types.js";
 import { createReturnPath, type ReturnPath } from "../dataplane/return-path.js";
 import { FlowLog, type FlowRecord } from "../flows/index.js";
-import { LiveConnections } from "../flows/live-connections.js";
 import {
   preparePolicySync,
   startPreparedPolicySync,
@@ -17,23 +16,16 @@ import { ProbeGroup, type Protocol, type TargetTransition } from "../probes/grou
 import type { HttpExchange } from "../probes/http-phases.js";
 import type { Prober } from "../probes/types.js";
 import { startIntegrityWatch, type IntegrityWatch } from "../integrity/watch.js";
-import {
-  kernelTelemetry,
-  portUtilizationVerdict,
-  telemetryFamilies,
-  type Telemetry,
-} from "../telemetry/index.js";
+import { telemetryFamilies } from "../telemetry/index.js";
 import type { Logger } from "./log.js";
 import { renderMetrics } from "./metrics.js";
 import { formatDuration } from "../config/duration.js";
 import { COMPONENT } from "../readiness/components.js";
 import { Readiness, type Component } from "../readiness/readiness.js";
 import { FD_RESERVE } from "./fd-limit.js";
+import { prepareTelemetry } from "./kernel-telemetry.js";
 import { RuntimeMonitor } from "./runtime.js";
 import { startHealthServer, type HealthServer } from "./server.js";
-
-/** How often the forwarded-connection gauge is read outside a drain. */
-const CONNECTIONS_REFRESH_MS = 15_000;
 
 export interface OwnedProber<Detail = unknown> {
   readonly probe: Prober<Detail>;
@@ -61,11 +53,9 @@ export interface GatewayDeps {
 export interface Gateway {
   readonly readiness: Readiness;
   readonly server: HealthServer | undefined;
-  /** Kernel telemetry (liveForwardedConnections() for the drain); undefined when TELEMETRY_INTERVAL=0s. */
-  readonly telemetry: Telemetry | undefined;
   /** SIGTERM: readiness 503 at once; keeps serving and probing until stop(). */
   terminate(): void;
-  /** Forwarded connections live now, read from conntrack; undefined when unreadable. */
+  /** Forwarded connections live now, read from conntrack by the kernel telemetry; undefined when unreadable. */
   liveConnections(): Promise<number | undefined>;
   /** Stops probes and the server; resolves when nothing is left running. */
   stop(): Promise<void>;
@@ -113,6 +103,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   const icmpComponent = probeComponent(COMPONENT.icmpProbes, icmpProbe.targets.length, icmpProbe.timeoutMs);
   const httpComponent = probeComponent(COMPONENT.httpProbes, httpProbe.urls.length, httpProbe.timeoutMs);
   const telemetry = prepareTelemetry(config, deps, readiness);
+  const telemetryOn = config.telemetry.intervalMs > 0;
 
   let policySync = sync.prepared.pending;
   const { returnPath } = sync;
@@ -121,7 +112,6 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   let httpGroup: ProbeGroup<HttpExchange> | undefined;
   const startTimeSeconds = Date.now() / 1000;
   const podAddresses = [config.podIPv4, config.podIPv6].filter((a): a is string => a !== undefined);
-  const connections = new LiveConnections(podAddresses, { clock, log, refreshMs: CONNECTIONS_REFRESH_MS });
   const flowLog = config.flowLogs.enabled
     ? new FlowLog({
         podAddresses,
@@ -158,7 +148,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
           health: server?.stats(),
           flowLogs: flowLog?.counters(),
           integrity: integrity?.state(),
-          telemetry: telemetry && telemetryFamilies(telemetry.snapshot(), telemetry.record()),
+          telemetry: telemetryOn ? telemetryFamilies(telemetry.snapshot(), telemetry.record()) : undefined,
         }),
     });
     const { bound, fdLimit } = server.stats();
@@ -223,7 +213,6 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
     httpGroup = http.group;
   }
   for (const { group } of groups) group.start();
-  connections.start();
   if (flowLog !== undefined) {
     flowLog.start();
     log.info(
@@ -231,25 +220,25 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       "flow logs on: one line per finished forwarded connection",
     );
   }
-  telemetry?.start();
+  if (telemetryOn) telemetry.start();
 
   return {
     readiness,
     server,
-    telemetry,
     terminate: () => readiness.terminate(),
-    liveConnections: () => connections.refresh(),
+    // The one reader of the table: the telemetry's worker, read now rather
+    // than from the last refresh, so that the drain ends on a fresh count.
+    liveConnections: () => telemetry.readLiveForwarded(),
     async stop() {
       // The kernel state stays as it is: traffic keeps flowing through the
       // gateway until the pod's network namespace goes away.
-      connections.stop();
       await Promise.all([
         ...groups.map(({ group }) => group.stop()),
         policySync.stop(),
         returnPath?.stop(),
         flowLog?.stop(),
         integrity?.stop(),
-        telemetry?.stop(),
+        telemetry.stop(),
       ]);
       for (const { prober } of groups) prober.close();
       readiness.close();
@@ -257,33 +246,6 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       runtime?.close();
     },
   };
-}
-
-/**
- * Kernel telemetry, and the optional SNATPortUtilization component fed by it.
- * The component is off by default: replicas behind one egress IP pool saturate
- * together, so with it on they would all turn not ready at once and the
- * clients would lose every gateway instead of some ports.
- */
-function prepareTelemetry(config: Config, deps: GatewayDeps, readiness: Readiness): Telemetry | undefined {
-  const { intervalMs, topN, maxPortUtilization } = config.telemetry;
-  if (intervalMs === 0) {
-    if (maxPortUtilization !== undefined) {
-      deps.log.warn(
-        "READINESS_MAX_PORT_UTILIZATION is ignored: it needs kernel telemetry, which TELEMETRY_INTERVAL=0s turns off",
-      );
-    }
-    return undefined;
-  }
-  const telemetry = kernelTelemetry({ intervalMs, topN, clock: deps.clock, log: deps.log });
-  if (maxPortUtilization !== undefined) {
-    const component = readiness.register(COMPONENT.snatPortUtilization);
-    telemetry.onRefresh((snapshot) => {
-      const verdict = portUtilizationVerdict(snapshot, maxPortUtilization);
-      component.report(verdict.ready, verdict.detail);
-    });
-  }
-  return telemetry;
 }
 
 /**
