@@ -10,7 +10,12 @@
 // against the connections made (lost = made - logged, after the entries
 // expired) and the CPU the gateway and its conntrack listeners used for them.
 //
-//   node --import tsx bench/flow-logs.ts [--rounds 4] [--seconds 3] [--concurrency 4]
+// With --telemetry-interval N the "on" side also runs kernel telemetry with
+// TELEMETRY_INTERVAL=Ns (the "off" side never does), so that the ratios are
+// those of the issue's "telemetry and flow logs on vs off"; without it both
+// sides run with telemetry off and only flow logs differ.
+//
+//   node --import tsx bench/flow-logs.ts [--rounds 4] [--seconds 3] [--concurrency 4] [--telemetry-interval 1]
 import { readFileSync } from "node:fs";
 import { runInit, describeInit, startGateway } from "../lab/gateway-pod.js";
 import type { GatewayProcess } from "../lab/gateway-process.js";
@@ -18,7 +23,8 @@ import { ADDR, buildPodLab, type PodLab } from "../lab/pod-lab.js";
 import { sweepCrashedRuns } from "../lab/sweep.js";
 import { fixed, integerFlags, loadLine, median, table } from "./support/report.js";
 
-const flags = integerFlags({ rounds: 4, seconds: 3, concurrency: 4 });
+const flags = integerFlags({ rounds: 4, seconds: 3, concurrency: 4, "telemetry-interval": 0 });
+const telemetryOn = flags["telemetry-interval"] > 0;
 const CONN_PORT = 7000;
 const IPERF_PORT = 5201;
 type Side = "off" | "on";
@@ -96,7 +102,8 @@ async function iperf(pod: PodLab): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  console.log(`flow-logs: gateway with FLOW_LOGS off vs on, ${flags.rounds} rounds`);
+  const what = telemetryOn ? `FLOW_LOGS and TELEMETRY_INTERVAL=${flags["telemetry-interval"]}s` : "FLOW_LOGS";
+  console.log(`flow-logs: gateway with ${what} off vs on, ${flags.rounds} rounds`);
   console.log(loadLine());
   sweepCrashedRuns();
   const pod = buildPodLab("fb");
@@ -136,6 +143,7 @@ async function main(): Promise<number> {
           HEALTH_PORT: "0",
           FLOW_LOGS: side === "on" ? "true" : "false",
           FLOW_LOGS_RATE: "0",
+          TELEMETRY_INTERVAL: side === "on" && telemetryOn ? `${flags["telemetry-interval"]}s` : "0s",
         });
         await gateway.waitForLog((l) => l.msg === "gateway started", 15_000);
         await new Promise((resolve) => setTimeout(resolve, 500));
