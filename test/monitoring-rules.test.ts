@@ -8,8 +8,9 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
 import { ROOT } from "../lab/run-lab.js";
+import { workloadOf } from "./helpers/image-manifests.js";
 
-const MONITORING = join(ROOT, "deploy", "monitoring");
+const PROMETHEUS = join(ROOT, "deploy", "monitoring", "prometheus");
 const read = (...path: string[]): string => readFileSync(join(ROOT, ...path), "utf8");
 
 interface Rule {
@@ -21,11 +22,28 @@ interface RuleFile {
   readonly groups: readonly { readonly name: string; readonly rules: readonly Rule[] }[];
 }
 
-const rules = parse(read("deploy", "monitoring", "alerts.rules.yaml")) as RuleFile;
+interface PodMonitor {
+  readonly spec: {
+    readonly selector: { readonly matchLabels: Record<string, string> };
+    readonly podMetricsEndpoints: readonly { readonly port: string; readonly path: string }[];
+  };
+}
+
+interface Dashboard {
+  readonly panels: readonly {
+    readonly id: number;
+    readonly type: string;
+    readonly title: string;
+    readonly datasource?: { readonly uid: string };
+    readonly targets?: readonly unknown[];
+  }[];
+}
+
+const rules = parse(read("deploy", "monitoring", "prometheus", "alerts.rules.yaml")) as RuleFile;
 const alerts = rules.groups.flatMap((g) => g.rules);
 
 const promtool = (...args: string[]): string =>
-  execFileSync("promtool", args, { cwd: MONITORING, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  execFileSync("promtool", args, { cwd: PROMETHEUS, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 
 /** Metric names an expression or dashboard mentions (ours only). */
 const metricNames = (text: string): string[] => [...new Set(text.match(/\begress_gateway_[a-z_]+\b/g) ?? [])];
@@ -43,7 +61,7 @@ describe("alerting rules", () => {
   });
 
   it("each alert has a unit test that expects it to fire", () => {
-    const tests = parse(read("deploy", "monitoring", "alerts.test.yaml")) as {
+    const tests = parse(read("deploy", "monitoring", "prometheus", "alerts.test.yaml")) as {
       tests: { alert_rule_test: { alertname: string; exp_alerts: unknown[] }[] }[];
     };
     const firing = new Set(
@@ -84,24 +102,48 @@ describe("alerting rules", () => {
   });
 
   it("are the same in the Prometheus Operator's PrometheusRule", () => {
-    const docs = parseAllDocuments(read("deploy", "monitoring", "prometheus-rule.yaml")).map((d) => d.toJS());
+    const docs = parseAllDocuments(read("deploy", "monitoring", "prometheus-rule.yaml")).map(
+      (d) => d.toJS() as { kind: string; spec: unknown },
+    );
     assert.equal(docs.length, 1);
-    assert.equal(docs[0].kind, "PrometheusRule");
-    assert.deepEqual(docs[0].spec, rules);
+    assert.equal(docs[0]!.kind, "PrometheusRule");
+    assert.deepEqual(docs[0]!.spec, rules);
   });
 });
 
 describe("monitoring objects", () => {
+  it("render with kustomize: the PodMonitor, the PrometheusRule and the dashboard's ConfigMap", () => {
+    const out = execFileSync("kubectl", ["kustomize", join(ROOT, "deploy", "monitoring")], {
+      encoding: "utf8",
+    });
+    const docs = parseAllDocuments(out).map(
+      (d) =>
+        d.toJS() as {
+          kind: string;
+          metadata: { labels?: Record<string, string> };
+          data?: Record<string, string>;
+        },
+    );
+    assert.deepEqual(docs.map((d) => d.kind).sort(), ["ConfigMap", "PodMonitor", "PrometheusRule"]);
+    const configMap = docs.find((d) => d.kind === "ConfigMap")!;
+    assert.equal(configMap.metadata.labels?.grafana_dashboard, "1");
+    assert.deepEqual(
+      JSON.parse(configMap.data?.["dashboard.json"] ?? ""),
+      JSON.parse(read("deploy", "monitoring", "dashboard.json")),
+    );
+  });
+
   it("the PodMonitor scrapes the gateway pods of the Deployment on their health port", () => {
-    const monitor = parse(read("deploy", "monitoring", "podmonitor.yaml"));
-    const deployment = parse(read("deploy", "egress-gateway.yaml"));
-    const podLabels = deployment.spec.template.metadata.labels as Record<string, string>;
-    for (const [key, value] of Object.entries(monitor.spec.selector.matchLabels as Record<string, string>)) {
+    const monitor = parse(read("deploy", "monitoring", "podmonitor.yaml")) as PodMonitor;
+    const { pod } = workloadOf("egress-gateway.yaml");
+    const deployment = parse(read("deploy", "egress-gateway.yaml")) as {
+      spec: { template: { metadata: { labels: Record<string, string> } } };
+    };
+    const podLabels = deployment.spec.template.metadata.labels;
+    for (const [key, value] of Object.entries(monitor.spec.selector.matchLabels)) {
       assert.equal(podLabels[key], value, `pod label ${key}`);
     }
-    const ports = deployment.spec.template.spec.containers.flatMap((c: { ports?: { name: string }[] }) =>
-      (c.ports ?? []).map((p) => p.name),
-    );
+    const ports = pod.containers.flatMap((c) => (c.ports ?? []).map((p) => p.name));
     for (const endpoint of monitor.spec.podMetricsEndpoints) {
       assert.ok(ports.includes(endpoint.port), `no container port named ${endpoint.port}`);
       assert.equal(endpoint.path, "/metrics");
@@ -109,21 +151,22 @@ describe("monitoring objects", () => {
   });
 
   it("the dashboard is Grafana JSON whose panels all query the chosen data source", () => {
-    const dashboard = JSON.parse(read("deploy", "monitoring", "dashboard.json"));
-    const ids = dashboard.panels.map((p: { id: number }) => p.id);
+    const dashboard = JSON.parse(read("deploy", "monitoring", "dashboard.json")) as Dashboard;
+    const ids = dashboard.panels.map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length, "panel ids are unique");
-    const queries = dashboard.panels.filter((p: { type: string }) => p.type !== "row");
+    const queries = dashboard.panels.filter((p) => p.type !== "row");
     assert.ok(queries.length >= 15);
     for (const p of queries) {
-      assert.equal(p.datasource.uid, "${datasource}", p.title);
-      assert.ok(p.targets.length > 0, p.title);
+      assert.equal(p.datasource?.uid, "${datasource}", p.title);
+      assert.ok((p.targets ?? []).length > 0, p.title);
     }
   });
 
   it("every metric the rules and the dashboard use is documented in the README", () => {
     const readme = read("README.md");
     const used = metricNames(
-      read("deploy", "monitoring", "alerts.rules.yaml") + read("deploy", "monitoring", "dashboard.json"),
+      read("deploy", "monitoring", "prometheus", "alerts.rules.yaml") +
+        read("deploy", "monitoring", "dashboard.json"),
     );
     assert.ok(used.length >= 20);
     const undocumented = used.filter((name) => !readme.includes(`\`${name}\``));

@@ -7,6 +7,8 @@ import { parseAllDocuments } from "yaml";
 import { ROOT } from "../../lab/gateway-process.js";
 
 export const DEPLOY_DIR = join(ROOT, "deploy");
+/** Prometheus's own configuration and rule files, not Kubernetes objects (test/monitoring-rules.test.ts reads them). */
+const PROMETHEUS_FILES = join("monitoring", "prometheus") + "/";
 
 export interface EnvVar {
   readonly name: string;
@@ -59,7 +61,7 @@ export interface Workload {
 /** Every `*.yaml`/`*.yml` file under deploy/, sorted. */
 export function manifestFiles(dir = DEPLOY_DIR): string[] {
   return readdirSync(dir, { recursive: true, encoding: "utf8" })
-    .filter((name) => /\.ya?ml$/.test(name))
+    .filter((name) => /\.ya?ml$/.test(name) && !name.startsWith(PROMETHEUS_FILES))
     .map((name) => join(dir, name))
     .sort();
 }
