@@ -3,10 +3,11 @@
 // every metric the rules and the dashboard use is one the README documents.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { parse, parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments, stringify } from "yaml";
 import { ROOT } from "../lab/run-lab.js";
 import { workloadOf } from "./helpers/image-manifests.js";
 
@@ -98,6 +99,28 @@ describe("alerting rules", () => {
       const anchor = alert.toLowerCase();
       assert.equal(annotations.runbook_url, `deploy/README.md#${anchor}`, alert);
       assert.ok(anchors.has(anchor), `deploy/README.md has no heading for ${alert}`);
+    }
+  });
+
+  it("prometheus.yaml passes promtool check config with its pod discovery swapped for a static target", () => {
+    // Debian's promtool (and prometheus) are built without Kubernetes discovery and refuse
+    // kubernetes_sd_configs; everything else, the relabelling and the rule file included, is checked.
+    const config = parse(read("deploy", "monitoring", "prometheus", "prometheus.yaml")) as {
+      scrape_configs: Record<string, unknown>[];
+    };
+    const [job] = config.scrape_configs;
+    assert.ok(job && "kubernetes_sd_configs" in job);
+    delete job.kubernetes_sd_configs;
+    job.static_configs = [{ targets: ["198.51.100.2:8080"] }];
+    const dir = mkdtempSync(join(tmpdir(), "egt-promcfg-"));
+    try {
+      writeFileSync(join(dir, "prometheus.yaml"), stringify(config));
+      copyFileSync(join(PROMETHEUS, "alerts.rules.yaml"), join(dir, "alerts.rules.yaml"));
+      const out = promtool("check", "config", join(dir, "prometheus.yaml"));
+      assert.match(out, /SUCCESS: 1 rule files found/);
+      assert.match(out, new RegExp(`SUCCESS: ${alerts.length} rules found`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
