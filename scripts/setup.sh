@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 for tool in ip:iproute2 nft:nftables iptables:iptables conntrack:conntrack tcpdump:tcpdump socat:socat \
-  iperf3:iperf3 promtool:prometheus ps:procps setpriv:util-linux capsh:libcap2-bin unshare:util-linux; do
+  iperf3:iperf3 promtool:prometheus prometheus:prometheus ps:procps setpriv:util-linux capsh:libcap2-bin unshare:util-linux; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 # podman and buildah for the image test, debootstrap for its local base images (LAB.md).
