@@ -109,11 +109,28 @@ export class LabPrometheus {
     ok: (value: number | undefined) => boolean,
     limitMs: number,
   ): Promise<number | undefined> {
-    let last: number | undefined;
+    const value = (samples: readonly PrometheusSample[]): number | undefined =>
+      samples[0] === undefined ? undefined : Number(samples[0].value[1]);
+    return value(await this.until(expr, (samples) => ok(value(samples)), limitMs, value));
+  }
+
+  /**
+   * Polls `expr` every 250 ms until `ok` holds of its samples. A series can be
+   * missing from one scrape (the gateway leaves out a telemetry source its last
+   * refresh could not read), so a test asks again rather than once.
+   */
+  async until(
+    expr: string,
+    ok: (samples: readonly PrometheusSample[]) => boolean,
+    limitMs: number,
+    show: (samples: readonly PrometheusSample[]) => unknown = (samples) => samples.length,
+  ): Promise<PrometheusSample[]> {
     for (const until = performance.now() + limitMs; ; await sleep(250)) {
-      last = await this.value(expr);
-      if (ok(last)) return last;
-      if (performance.now() > until) throw new Error(`${expr} was still ${last} after ${limitMs} ms`);
+      const samples = await this.query(expr);
+      if (ok(samples)) return samples;
+      if (performance.now() > until) {
+        throw new Error(`${expr} was still ${JSON.stringify(show(samples))} after ${limitMs} ms`);
+      }
     }
   }
 

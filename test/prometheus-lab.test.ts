@@ -207,7 +207,7 @@ describe("a real Prometheus scraping the gateway in the lab", { timeout: 3 * 60_
       10_000,
     );
     const talker = `egress_gateway_top_talker_connections{client="${ADDR.client.v4}"}`;
-    assert.equal(await prometheus.value(talker), CONNECTIONS);
+    await prometheus.eventually(talker, (v) => v === CONNECTIONS, 10_000);
     // The table holds other entries too (the scrape's connection, the probe's pings): the gauge must
     // be the kernel's own count, and that count must hold the connections.
     let kernel = 0;
@@ -220,11 +220,13 @@ describe("a real Prometheus scraping the gateway in the lab", { timeout: 3 * 60_
     assert.equal(held.trim().split("\n").length, CONNECTIONS);
     assert.ok(kernel >= CONNECTIONS, `${kernel} entries`);
 
-    const available = (await prometheus.value("egress_gateway_snat_ports_available"))!;
-    assert.equal(available, 64_512, "SNAT without a range: ports 1024-65535");
-    const ratio = await prometheus.value(`egress_gateway_snat_port_utilization_ratio{${toHold}}`);
-    assert.equal(ratio, Math.round((CONNECTIONS / available) * 1e6) / 1e6);
-    assert.equal(await prometheus.value("egress_gateway_snat_port_utilization_max_ratio"), ratio);
+    // SNAT without a range: ports 1024-65535.
+    const available = 64_512;
+    await prometheus.eventually("egress_gateway_snat_ports_available", (v) => v === available, 10_000);
+    const ratio = Math.round((CONNECTIONS / available) * 1e6) / 1e6;
+    const ratioExpr = `egress_gateway_snat_port_utilization_ratio{${toHold}}`;
+    await prometheus.eventually(ratioExpr, (v) => v === ratio, 10_000);
+    await prometheus.eventually("egress_gateway_snat_port_utilization_max_ratio", (v) => v === ratio, 10_000);
 
     // Each byte crossed the gateway twice (sent, then echoed), plus TCP/IP headers and ACKs.
     const generated = 2 * CONNECTIONS * BYTES;
@@ -280,9 +282,9 @@ describe("a real Prometheus scraping the gateway in the lab", { timeout: 3 * 60_
       .map((t) => t.expr.replaceAll("$namespace", POD.namespace).replaceAll("$pod", POD.pod));
     const ruleQueries = rules.groups.flatMap((g) => g.rules.map((r) => r.expr));
 
-    const exposed = new Set(
-      (await prometheus.query('group by (__name__) ({job="egress-gateway"})')).map((s) => s.metric.__name__),
-    );
+    // Names of every series scraped so far: one scrape can lack a telemetry source its refresh could not read.
+    const job = encodeURIComponent('{job="egress-gateway"}');
+    const exposed = new Set(await prometheus.api<string[]>(`/api/v1/label/__name__/values?match[]=${job}`));
     const used = metricNames([...panelQueries, ...ruleQueries].join("\n"));
     assert.ok(used.length >= 20, `${used.length} names`);
     assert.deepEqual(
@@ -290,7 +292,7 @@ describe("a real Prometheus scraping the gateway in the lab", { timeout: 3 * 60_
       [],
     );
     // Each panel shows something for a pod with traffic; a rule is a query Prometheus accepts.
-    for (const expr of panelQueries) assert.ok((await prometheus.query(expr)).length > 0, expr);
+    for (const expr of panelQueries) await prometheus.until(expr, (samples) => samples.length > 0, 10_000);
     for (const expr of ruleQueries) await prometheus.query(expr);
   });
 
