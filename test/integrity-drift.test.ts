@@ -174,33 +174,41 @@ describe("integrity: drift as init's read-back sees it", () => {
   });
 
   it("iptables-legacy: our chain emptied is ruleset drift; the plan stays on legacy and removes nothing elsewhere", () => {
-    const saved = iptablesWith({
-      4: [
-        "*nat",
-        ":POSTROUTING ACCEPT [0:0]",
-        ":EGRESS-GW-POSTROUTING - [0:0]",
-        "-A POSTROUTING -j EGRESS-GW-POSTROUTING",
-        "COMMIT",
-        "*mangle",
-        ":FORWARD ACCEPT [0:0]",
-        ":EGRESS-GW-FORWARD - [0:0]",
-        "-A FORWARD -j EGRESS-GW-FORWARD",
-        // Init's counting rules (kernel telemetry), then the MSS clamp.
-        "-A EGRESS-GW-FORWARD -m comment --comment egw-forwarded-ipv4",
-        "-A EGRESS-GW-FORWARD -m conntrack --ctstate SNAT -m comment --comment egw-snat-established-ipv4",
-        "-A EGRESS-GW-FORWARD -o eth0 -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss 1411:65535 -j TCPMSS --set-mss 1410",
-        "COMMIT",
-      ].join("\n"),
-    }).saved;
     const legacy = {
       dataplane: { kind: "iptables", flavour: "legacy" },
       vxlanPort: 4790,
       rulesetFound: true,
     } as const;
     const v4only = { ...config, podIPv6: undefined };
-    const rules: ObservedRules = { kind: "iptables", flavour: "legacy", saved };
     const links = [eth0(), vxlan0()];
-    const plan = planInit(initConfigFor(v4only, legacy), detectedFrom(links, rules));
+    const nat = [
+      "*nat",
+      ":POSTROUTING ACCEPT [0:0]",
+      ":EGRESS-GW-POSTROUTING - [0:0]",
+      "-A POSTROUTING -j EGRESS-GW-POSTROUTING",
+      "COMMIT",
+    ];
+    const rulesWith = (mangle: readonly string[]): ObservedRules => ({
+      kind: "iptables",
+      flavour: "legacy",
+      saved: iptablesWith({ 4: [...nat, ...mangle].join("\n") }).saved,
+    });
+    const planFor = (rules: ObservedRules): InitPlan =>
+      planInit(initConfigFor(v4only, legacy), detectedFrom(links, rules));
+    // Our forward chain exactly as init writes it (MSS clamp, and whatever else init counts there).
+    const ours = planFor(rulesWith([]))
+      .steps.flatMap((step) => (step.kind === "ruleset" ? step.input.split("\n") : []))
+      .filter((line) => line.startsWith("-A EGRESS-GW-FORWARD "));
+    assert.ok(ours.some((line) => line.includes("--set-mss 1410")));
+    const rules = rulesWith([
+      "*mangle",
+      ":FORWARD ACCEPT [0:0]",
+      ":EGRESS-GW-FORWARD - [0:0]",
+      "-A FORWARD -j EGRESS-GW-FORWARD",
+      ...ours,
+      "COMMIT",
+    ]);
+    const plan = planFor(rules);
     assert.deepEqual(plan.dataplane, { kind: "iptables", flavour: "legacy" });
     const drifts = findDrift(plan, { links, rules, sysctls: SYSCTLS_AS_INIT_LEFT_THEM(plan) });
     assert.deepEqual(drifts, [
