@@ -187,7 +187,9 @@ async function main(): Promise<void> {
     );
     console.log("\ndrift until repaired (kernel back) or /readiness 503; reported drifts: fix until 200\n");
     console.log(table(await timings(pod)));
-    console.log(`\nCPU of the gateway and the tools it runs, ${flags.window} s windows, alternating\n`);
+    console.log(
+      `\nCPU of the gateway, the tools it ran and its live helpers (monitors), ${flags.window} s windows, alternating\n`,
+    );
     console.log(table(await cpuCost(pod)));
     console.log(`\n${loadLine()}`);
   } finally {

@@ -2,7 +2,7 @@
 // memory. Wrappers (`ip netns exec`, start-gateway.sh) exec, so the PID we
 // spawned becomes the measured program; waitForComm says when that happened.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
 const CLOCK_TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
@@ -38,12 +38,33 @@ export function cpuTimes(pid: number): { user: number; system: number } {
   };
 }
 
-/** utime + stime of the process and of its children it has reaped (the tools it ran), in seconds. */
+/**
+ * utime + stime of the process, of the children it has reaped (the tools it
+ * ran) and of its live descendants (long-running helpers such as monitors), in
+ * seconds. A process that exits between two readings moves from the live to
+ * the reaped share, so differences stay right.
+ */
 export function cpuSecondsWithChildren(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return 0; // exited meanwhile: its time is in its parent's reaped share
+  }
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // utime 14, stime 15, cutime 16, cstime 17 (1-based): indices 11 to 14 after comm.
-  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) / CLOCK_TICKS_PER_SECOND;
+  const own = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) / CLOCK_TICKS_PER_SECOND;
+  return own + liveChildren(pid).reduce((sum, child) => sum + cpuSecondsWithChildren(child), 0);
+}
+
+function liveChildren(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+      readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").split(" ").filter(Boolean).map(Number),
+    );
+  } catch {
+    return [];
+  }
 }
 
 export function cpuSeconds(pid: number): number {
