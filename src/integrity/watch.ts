@@ -2,7 +2,8 @@
 // repairs what the gateway container can with init's own plan and steps (the
 // ruleset, vxlan0), and reports the rest through the DataplaneIntegrity
 // readiness component (forwarding, redirects, rp_filter: /proc/sys is read-only
-// there). One log line per drift, counters for /metrics. Checks run one at a
+// there; conntrack accounting off is only noted, it costs flow logs detail, not
+// safety). One log line per drift, counters for /metrics. Checks run one at a
 // time. Spawning the tools a check needs costs far more than reading them
 // (bench/integrity.ts), so on nftables and iptables-nft a full check runs when
 // the kernel says the ruleset or a link changed (events.ts); every `intervalMs`
