@@ -173,6 +173,10 @@ describe("data plane integrity: nftables, through the built gateway", () => {
       await gw.repaired("ruleset", () => gw.exec("nft", "delete", "table", "inet", "egress_gateway"), table),
     );
     assert.ok(snatRule());
+    // Init's counting rules (kernel telemetry) are back with the rest of its table.
+    const listed = gw.exec("nft", "list", "table", "inet", "egress_gateway");
+    for (const comment of ["egw-forwarded-ipv4", "egw-snat-established-ipv4", "egw-snat-ipv4"])
+      assert.ok(listed.includes(`comment "${comment}"`), comment);
   });
 
   it("flushing the SNAT chain: repaired within 10 s", async () => {

@@ -11,6 +11,7 @@ import {
   type Reading,
 } from "../src/integrity/drift.js";
 import { planInit } from "../src/init/plan.js";
+import { COUNTER_COMMENTS } from "../src/init/rules.js";
 import type { InitPlan, LinkInfo } from "../src/init/types.js";
 import { detected, eth0, initConfig, iptablesWith, vxlan0 } from "./helpers/init-fixtures.js";
 
@@ -66,6 +67,25 @@ describe("integrity: drift as init's read-back sees it", () => {
     assert.deepEqual(look([eth0(), vxlan0()], { kind: "nftables", table: cleanTable() }).drifts, []);
   });
 
+  it("counters that have counted (traffic flowed): no drift", () => {
+    const counted = cleanTable().replace(/\bcounter\b/g, () => "counter packets 1234 bytes 567890");
+    assert.notEqual(counted, cleanTable());
+    assert.deepEqual(look([eth0(), vxlan0()], { kind: "nftables", table: counted }).drifts, []);
+  });
+
+  it("a counting rule deleted (kernel telemetry's): ruleset drift, and the repair writes it back", () => {
+    const forwarded = COUNTER_COMMENTS.forwarded(4);
+    const table = cleanTable()
+      .split("\n")
+      .filter((line) => !line.includes(`"${forwarded}"`))
+      .join("\n");
+    const { plan, drifts } = look([eth0(), vxlan0()], { kind: "nftables", table });
+    assert.equal(drifts.length, 1);
+    assert.equal(drifts[0]?.kind, "ruleset");
+    const step = repairSteps(plan, drifts)[0];
+    assert.ok(step?.kind === "ruleset" && step.input.includes(`comment "${forwarded}"`));
+  });
+
   it("the table deleted: ruleset drift, repaired by init's ruleset step alone", () => {
     const { plan, drifts } = look([eth0(), vxlan0()], { kind: "nftables", table: undefined });
     assert.deepEqual(drifts, [{ kind: "ruleset", problems: ["table inet egress_gateway is missing"] }]);
@@ -74,7 +94,17 @@ describe("integrity: drift as init's read-back sees it", () => {
       steps.map((s) => s.kind),
       ["ruleset"],
     );
-    assert.match(steps[0]?.kind === "ruleset" ? steps[0].input : "", /snat ip to 198\.51\.100\.2/);
+    const input = steps[0]?.kind === "ruleset" ? steps[0].input : "";
+    assert.match(input, /snat ip to 198\.51\.100\.2/);
+    // Init's counting rules come back with the rest of its table.
+    for (const family of [4, 6] as const) {
+      for (const comment of [
+        COUNTER_COMMENTS.snat,
+        COUNTER_COMMENTS.forwarded,
+        COUNTER_COMMENTS.snatEstablished,
+      ])
+        assert.ok(input.includes(`comment "${comment(family)}"`), comment(family));
+    }
   });
 
   it("the SNAT chain flushed: ruleset drift naming the chain", () => {
