@@ -2,7 +2,13 @@
 // as init's own read-back would call it, from plain data.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { detectedFrom, initConfigFor, learnBaseline, type ObservedRules } from "../src/integrity/baseline.js";
+import {
+  detectedFrom,
+  initConfigFor,
+  learnBaseline,
+  snatPortsOf,
+  type ObservedRules,
+} from "../src/integrity/baseline.js";
 import {
   findDrift,
   repairSteps,
@@ -54,6 +60,42 @@ describe("integrity: the baseline is what init set up", () => {
   it("vxlan0's port as init set it, not the gateway's default (EGRESS_VXLAN_PORT is init's only)", () => {
     const links = [eth0(), vxlan0({ vxlan: { vni: 4097, port: 4789, dev: "eth0" } })];
     assert.equal(learnBaseline(config, detected({ links })).vxlanPort, 4789);
+  });
+
+  it("init's SNAT port range, from its rules on each backend; the repair plan uses it over the gateway's own", () => {
+    const ported = (range: string): string =>
+      [
+        "table inet egress_gateway {",
+        "  chain postrouting {",
+        `    oifname "eth0" ip saddr != 198.51.100.2 meta l4proto { tcp, udp } counter packets 3 bytes 180 snat ip to 198.51.100.2:${range} fully-random comment "egw-snat-ipv4"`,
+        "  }",
+        "}",
+      ].join("\n");
+    assert.deepEqual(snatPortsOf({ kind: "nftables", table: ported("40000-40099") }), {
+      first: 40_000,
+      last: 40_099,
+    });
+    const v6 = 'snat ip6 to [2001:db8:100::2]:2000-2999 fully-random comment "egw-snat-ipv6"';
+    assert.deepEqual(snatPortsOf({ kind: "nftables", table: v6 }), { first: 2000, last: 2999 });
+    assert.equal(snatPortsOf({ kind: "nftables", table: undefined }), undefined);
+    const saved = iptablesWith({
+      4: [
+        "*nat",
+        ":EGRESS-GW-POSTROUTING - [0:0]",
+        "-A EGRESS-GW-POSTROUTING -o eth0 ! -s 198.51.100.2/32 -p tcp -m comment --comment egw-snat-ipv4 -j SNAT --to-source 198.51.100.2:5000-5999 --random-fully",
+        "COMMIT",
+      ].join("\n"),
+    }).saved;
+    assert.deepEqual(snatPortsOf({ kind: "iptables", flavour: "nft", saved }), { first: 5000, last: 5999 });
+
+    const pinned = { ...nftables, snatPorts: { first: 40_000, last: 40_099 } };
+    const plan = planInit(
+      initConfigFor(config, pinned),
+      detectedFrom([eth0(), vxlan0()], { kind: "nftables", table: undefined }),
+    );
+    const step = plan.steps.find((s) => s.kind === "ruleset");
+    assert.ok(step?.kind === "ruleset" && step.input.includes("198.51.100.2:40000-40099"));
+    assert.deepEqual(initConfigFor(config, nftables).snatPorts, config.snatPorts);
   });
 
   it("nothing of init's: where init would write it, and missing from the first check", () => {

@@ -1,10 +1,11 @@
 // What init set up, learned once when the gateway starts, and the kernel state
 // of each check turned into init's own input. The gateway container does not
 // see init's DATAPLANE and IPTABLES_BACKEND (the operator renders them for init
-// only), nor EGRESS_VXLAN_PORT: so the ruleset's backend and vxlan0's port are
-// read from what init left, and repairs use init's plan with exactly those.
+// only), nor EGRESS_VXLAN_PORT, and may not get init's SNAT_PORT_RANGE: so the
+// ruleset's backend, vxlan0's port and the SNAT port range are read from what
+// init left, and repairs use init's plan with exactly those.
 // That way the gateway never fights init. Pure.
-import type { Config } from "../config/index.js";
+import type { Config, PortRange } from "../config/index.js";
 import { chooseDataplane } from "../init/rule-backend.js";
 import type { InitConfig } from "../init/plan.js";
 import { OWNED_CHAINS } from "../init/render-iptables.js";
@@ -23,6 +24,8 @@ export interface Baseline {
   readonly vxlanPort: number;
   /** False when no ruleset of ours was found at start: missing from the first check on. */
   readonly rulesetFound: boolean;
+  /** The SNAT source ports init wrote (snatPortsOf); unset: the gateway's own SNAT_PORT_RANGE. */
+  readonly snatPorts?: PortRange;
 }
 
 /** The rules as one check reads them: our table's listing, or the baseline flavour's dumps. */
@@ -59,9 +62,30 @@ export function initConfigFor(config: WatchConfig, baseline: Baseline): InitConf
     vxlan: { vni: config.vxlan.vni, port: baseline.vxlanPort },
     dataplane: dataplane.kind,
     iptablesBackend: dataplane.kind === "iptables" ? dataplane.flavour : "auto",
-    // SNAT_PORT_RANGE is read by both containers: the same value in both, or they would disagree.
-    snatPorts: config.snatPorts,
+    // Init's range as found in its rules: a gateway container given another
+    // SNAT_PORT_RANGE (or none) must not rewrite init's rules with it.
+    snatPorts: baseline.snatPorts ?? config.snatPorts,
   };
+}
+
+// The port range of a SNAT rule as nft lists it (`snat ip to 198.51.100.2:1024-65535`,
+// `snat ip6 to [2001:db8::2]:1024-65535`) and as iptables-save prints it
+// (`--to-source 198.51.100.2:1024-65535`).
+const NFT_SNAT_PORTS = /\bsnat ip6? to (?:\[[^\]]+\]|[\d.]+):(\d+)-(\d+)/;
+const IPTABLES_SNAT_PORTS = /--to-source (?:\[[^\]]+\]|[\d.]+):(\d+)-(\d+)/;
+
+/** The SNAT port range in init's rules; undefined when no SNAT rule with ports is there. */
+export function snatPortsOf(rules: ObservedRules): PortRange | undefined {
+  const lines =
+    rules.kind === "nftables"
+      ? (rules.table ?? "").split("\n")
+      : Object.values(rules.saved).flatMap((saved) => [...(saved?.get("nat")?.values() ?? [])].flat());
+  const pattern = rules.kind === "nftables" ? NFT_SNAT_PORTS : IPTABLES_SNAT_PORTS;
+  for (const line of lines) {
+    const match = pattern.exec(line);
+    if (match) return { first: Number(match[1]), last: Number(match[2]) };
+  }
+  return undefined;
 }
 
 const WORKS = { state: "works" } as const;

@@ -17,8 +17,17 @@ import { COMPONENT as COMPONENTS } from "../readiness/components.js";
 import { applyStep } from "../init/apply.js";
 import { detect } from "../init/detect.js";
 import { planInit } from "../init/plan.js";
+import { describePorts } from "../init/rules.js";
 import type { Family, InitPlan } from "../init/types.js";
-import { detectedFrom, initConfigFor, learnBaseline, type Baseline, type WatchConfig } from "./baseline.js";
+import type { PortRange } from "../config/index.js";
+import {
+  detectedFrom,
+  initConfigFor,
+  learnBaseline,
+  snatPortsOf,
+  type Baseline,
+  type WatchConfig,
+} from "./baseline.js";
 import {
   DRIFT_KINDS,
   findDrift,
@@ -91,6 +100,7 @@ export interface IntegrityWatch {
   stop(): Promise<void>;
 }
 
+const samePorts = (a: PortRange, b: PortRange): boolean => a.first === b.first && a.last === b.last;
 const zero = (): Counts => Object.fromEntries(DRIFT_KINDS.map((k) => [k, 0])) as Counts;
 const describeDrift = (d: Drift): string => d.problems.join("; ");
 
@@ -136,7 +146,22 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
   };
 
   const learn = async (): Promise<Baseline> => {
-    const learned = learnBaseline(config, await detect(families));
+    const found = learnBaseline(config, await detect(families));
+    const initPorts = found.rulesetFound
+      ? snatPortsOf(await readRules(found.dataplane, families))
+      : undefined;
+    const learned: Baseline = initPorts === undefined ? found : { ...found, snatPorts: initPorts };
+    if (initPorts !== undefined && !samePorts(initPorts, config.snatPorts)) {
+      log.warn(
+        {
+          component: COMPONENT,
+          initPorts: describePorts(initPorts),
+          gatewayPorts: describePorts(config.snatPorts),
+        },
+        `init's SNAT rules use ports ${describePorts(initPorts)}, SNAT_PORT_RANGE here is ` +
+          `${describePorts(config.snatPorts)}: repairs keep init's range; give both containers the same value`,
+      );
+    }
     const where =
       learned.dataplane.kind === "nftables" ? "nftables" : `iptables-${learned.dataplane.flavour}`;
     log.info(
