@@ -2,6 +2,10 @@
 // SNATed entries made synthetically (`conntrack -R` of `-I` lines) in a lab
 // namespace. This kernel's table limit (262,144) is host-wide and never raised.
 //
+// The namespace gets an eth0 (a veth pair inside it) and init-gateway.sh's
+// ruleset, as a gateway pod has: the rule counters are then one `nft` call per
+// refresh, as in production, not a search through every backend.
+//
 // Per size:
 //   refresh:   --rounds refreshes of the built telemetry inside the namespace
 //              (rule counters, conntrack size and statistics, and the table read
@@ -45,6 +49,8 @@ const RATE = 200; // /readiness requests a second: 20 node agents polling every 
 const P99_TARGET = 1.1;
 const REFRESH_TARGET_MS = 500; // at 250k entries
 const RSS_TARGET = 150 * 2 ** 20; // at 250k entries
+/** The gateway pod's address in the synthetic entries (their reply destination). */
+const POD_IP = "198.19.0.2";
 
 /** `-I` lines for `conntrack -R`: SNATed TCP entries from 200 clients to 50 destinations, ESTABLISHED for 50 min. */
 function entries(count: number): string {
@@ -55,11 +61,25 @@ function entries(count: number): string {
     const sport = 1024 + Math.floor(i / 200);
     const snatPort = 1024 + Math.floor(i / 50);
     lines.push(
-      `-I -s ${client} -d ${destination} -p tcp --sport ${sport} --dport 443 -r ${destination} -q 198.19.0.2 ` +
+      `-I -s ${client} -d ${destination} -p tcp --sport ${sport} --dport 443 -r ${destination} -q ${POD_IP} ` +
         `--reply-port-src 443 --reply-port-dst ${snatPort} --state ESTABLISHED -u SEEN_REPLY,ASSURED -t 3000`,
     );
   }
   return `${lines.join("\n")}\n`;
+}
+
+/** eth0 and init's ruleset, so that telemetry reads what it reads in a pod. */
+function initPod(ns: Namespace): void {
+  ns.ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer");
+  ns.ip("addr", "add", `${POD_IP}/24`, "dev", "eth0");
+  ns.ip("link", "set", "eth0", "up");
+  ns.ip("link", "set", "eth0-peer", "up");
+  ns.exec("env", [
+    "-i",
+    `PATH=${process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`,
+    `EGRESS_POD_IP=${POD_IP}`,
+    join(ROOT, "init-gateway.sh"),
+  ]);
 }
 
 function fill(ns: Namespace, count: number, dir: string): void {
@@ -155,6 +175,7 @@ try {
     const lab = new Lab("tbench");
     labs.push(lab);
     const ns = lab.ns("gw");
+    initPod(ns);
     const made = performance.now();
     fill(ns, size, dir);
     console.log(`${size} entries made in ${fixed((performance.now() - made) / 1000)} s`);
