@@ -90,7 +90,7 @@ describe("return-path scheduling", () => {
     assert.equal(path.state().ready, true);
   });
 
-  it("updates during a running pass make one more pass, with the latest snapshot", async () => {
+  it("updates during a running pass make one more pass, 250 ms after it, with the latest snapshot", async () => {
     const { clock, kernel, path } = setup();
     kernel.hold = true;
     path.update(() => snapshot(1));
@@ -100,6 +100,8 @@ describe("return-path scheduling", () => {
     assert.equal(path.state().passes, 0, "the first pass is still running");
     kernel.release();
     await clock.advanceAsync(5);
+    assert.equal(path.state().passes, 1, "the next pass waits out the burst gap");
+    await clock.advanceAsync(250);
     assert.equal(path.state().passes, 2);
     const batches = ipBatches(kernel);
     assert.equal(batches.length, 2);

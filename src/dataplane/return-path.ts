@@ -42,6 +42,8 @@ export interface ReturnPathOptions {
   readonly backoffInitialMs?: number;
   /** Longest retry delay (default 10 s). */
   readonly backoffMaxMs?: number;
+  /** How long a pass for changes that came in during the previous pass waits after it (default 250 ms). */
+  readonly burstGapMs?: number;
 }
 
 export interface ReturnPathState {
@@ -91,6 +93,10 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
     resyncIntervalMs: options.resyncIntervalMs ?? 60_000, // 60 s
     backoffInitialMs: options.backoffInitialMs ?? 100, // 100 ms
     backoffMaxMs: options.backoffMaxMs ?? 10_000, // 10 s
+    // A pass computes and diffs the whole view on the event loop: back to back
+    // during a burst of 30,000 messages that was about 20 of them, starving the
+    // stream and /readiness. A change after a quiet spell still goes at once.
+    burstGapMs: options.burstGapMs ?? 250, // 250 ms
   };
   const kernel = createKernel({ vni, netns: options.netns, run: options.run });
   const reconciler = new Reconciler(kernel, { vni });
@@ -124,7 +130,7 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
       passTimer = undefined;
       running = runPass().finally(() => {
         running = undefined;
-        if (wanted && !stopped && passTimer === undefined) armPass(0);
+        if (wanted && !stopped && passTimer === undefined) armPass(settings.burstGapMs);
       });
     });
   };
