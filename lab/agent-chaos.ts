@@ -4,8 +4,7 @@
 // route view the agent has sent, as the kernel entries it should give; the
 // gateway pod's kernel read back; kubelet's /readiness poll from the node
 // namespace; the gateway's peak RSS.
-import { readFileSync } from "node:fs";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
