@@ -6,7 +6,7 @@ import {
   detectedFrom,
   initConfigFor,
   learnBaseline,
-  snatPortsOf,
+  initSnatOf,
   type ObservedRules,
 } from "../src/integrity/baseline.js";
 import {
@@ -62,22 +62,21 @@ describe("integrity: the baseline is what init set up", () => {
     assert.equal(learnBaseline(config, detected({ links })).vxlanPort, 4789);
   });
 
-  it("init's SNAT port range, from its rules on each backend; the repair plan uses it over the gateway's own", () => {
-    const ported = (range: string): string =>
-      [
-        "table inet egress_gateway {",
-        "  chain postrouting {",
-        `    oifname "eth0" ip saddr != 198.51.100.2 meta l4proto { tcp, udp } counter packets 3 bytes 180 snat ip to 198.51.100.2:${range} fully-random comment "egw-snat-ipv4"`,
-        "  }",
-        "}",
-      ].join("\n");
-    assert.deepEqual(snatPortsOf({ kind: "nftables", table: ported("40000-40099") }), {
-      first: 40_000,
-      last: 40_099,
+  it("init's SNAT addresses and port range, from its rules on each backend", () => {
+    const table = [
+      "table inet egress_gateway {",
+      "  chain postrouting {",
+      '    oifname "eth0" ip saddr != 198.51.100.2 meta l4proto { tcp, udp } counter packets 3 bytes 180 snat ip to 198.51.100.2:40000-40099 fully-random comment "egw-snat-ipv4"',
+      '    oifname "eth0" ip saddr != 198.51.100.2 counter packets 0 bytes 0 snat ip to 198.51.100.2 fully-random comment "egw-snat-ipv4"',
+      '    oifname "eth0" ip6 saddr != 2001:db8:100::2 meta l4proto { tcp, udp } counter packets 0 bytes 0 snat ip6 to [2001:db8:100::2]:40000-40099 fully-random comment "egw-snat-ipv6"',
+      "  }",
+      "}",
+    ].join("\n");
+    assert.deepEqual(initSnatOf({ kind: "nftables", table }), {
+      pod: { 4: "198.51.100.2", 6: "2001:db8:100::2" },
+      ports: { first: 40_000, last: 40_099 },
     });
-    const v6 = 'snat ip6 to [2001:db8:100::2]:2000-2999 fully-random comment "egw-snat-ipv6"';
-    assert.deepEqual(snatPortsOf({ kind: "nftables", table: v6 }), { first: 2000, last: 2999 });
-    assert.equal(snatPortsOf({ kind: "nftables", table: undefined }), undefined);
+    assert.equal(initSnatOf({ kind: "nftables", table: undefined }), undefined);
     const saved = iptablesWith({
       4: [
         "*nat",
@@ -86,15 +85,29 @@ describe("integrity: the baseline is what init set up", () => {
         "COMMIT",
       ].join("\n"),
     }).saved;
-    assert.deepEqual(snatPortsOf({ kind: "iptables", flavour: "nft", saved }), { first: 5000, last: 5999 });
+    assert.deepEqual(initSnatOf({ kind: "iptables", flavour: "nft", saved }), {
+      pod: { 4: "198.51.100.2" },
+      ports: { first: 5000, last: 5999 },
+    });
+  });
 
-    const pinned = { ...nftables, snatPorts: { first: 40_000, last: 40_099 } };
-    const plan = planInit(
-      initConfigFor(config, pinned),
-      detectedFrom([eth0(), vxlan0()], { kind: "nftables", table: undefined }),
+  it("repairs use init's families, addresses and ports over the gateway container's own", () => {
+    // Init had EGRESS_POD_IPS (dual-stack) and a port range; the gateway container only EGRESS_POD_IP.
+    const gatewayOnly = { ...config, podIPv6: undefined };
+    const snat = { pod: { 4: "198.51.100.2", 6: "2001:db8:100::2" }, ports: { first: 40_000, last: 40_099 } };
+    const pinned = { ...nftables, snat };
+    const init = initConfigFor(gatewayOnly, pinned);
+    assert.deepEqual(
+      [init.podIPv4, init.podIPv6, init.snatPorts],
+      ["198.51.100.2", "2001:db8:100::2", snat.ports],
     );
+    const plan = planInit(init, detectedFrom([eth0(), vxlan0()], { kind: "nftables", table: undefined }));
     const step = plan.steps.find((s) => s.kind === "ruleset");
-    assert.ok(step?.kind === "ruleset" && step.input.includes("198.51.100.2:40000-40099"));
+    assert.ok(step?.kind === "ruleset");
+    assert.match(step.input, /snat ip to 198\.51\.100\.2:40000-40099/);
+    assert.match(step.input, /snat ip6 to \[2001:db8:100::2\]:40000-40099/);
+    // No ruleset of init's found: the gateway's own configuration.
+    assert.deepEqual(initConfigFor(gatewayOnly, nftables).podIPv6, undefined);
     assert.deepEqual(initConfigFor(config, nftables).snatPorts, config.snatPorts);
   });
 

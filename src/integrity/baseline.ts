@@ -24,8 +24,14 @@ export interface Baseline {
   readonly vxlanPort: number;
   /** False when no ruleset of ours was found at start: missing from the first check on. */
   readonly rulesetFound: boolean;
-  /** The SNAT source ports init wrote (snatPortsOf); unset: the gateway's own SNAT_PORT_RANGE. */
-  readonly snatPorts?: PortRange;
+  /** What init's SNAT rules say (initSnatOf), when its ruleset was found; else the gateway's own config. */
+  readonly snat?: InitSnat;
+}
+
+/** The pod addresses init SNATs to (one per family it set up) and its SNAT port range. */
+export interface InitSnat {
+  readonly pod: Readonly<Partial<Record<Family, string>>>;
+  readonly ports: PortRange | undefined;
 }
 
 /** The rules as one check reads them: our table's listing, or the baseline flavour's dumps. */
@@ -56,36 +62,50 @@ export function learnBaseline(config: WatchConfig, detected: Detected): Baseline
 /** Init's configuration, pinned to the baseline. */
 export function initConfigFor(config: WatchConfig, baseline: Baseline): InitConfig {
   const { dataplane } = baseline;
+  // Init's families and addresses as found in its rules: a gateway container
+  // given other pod IPs (EGRESS_POD_IP alone where init had EGRESS_POD_IPS) must
+  // not drop or add a family's SNAT.
+  const pod = baseline.snat?.pod;
   return {
-    podIPv4: config.podIPv4,
-    podIPv6: config.podIPv6,
+    podIPv4: pod === undefined ? config.podIPv4 : pod[4],
+    podIPv6: pod === undefined ? config.podIPv6 : pod[6],
     vxlan: { vni: config.vxlan.vni, port: baseline.vxlanPort },
     dataplane: dataplane.kind,
     iptablesBackend: dataplane.kind === "iptables" ? dataplane.flavour : "auto",
     // Init's range as found in its rules: a gateway container given another
     // SNAT_PORT_RANGE (or none) must not rewrite init's rules with it.
-    snatPorts: baseline.snatPorts ?? config.snatPorts,
+    snatPorts: baseline.snat?.ports ?? config.snatPorts,
   };
 }
 
-// The port range of a SNAT rule as nft lists it (`snat ip to 198.51.100.2:1024-65535`,
-// `snat ip6 to [2001:db8::2]:1024-65535`) and as iptables-save prints it
-// (`--to-source 198.51.100.2:1024-65535`).
-const NFT_SNAT_PORTS = /\bsnat ip6? to (?:\[[^\]]+\]|[\d.]+):(\d+)-(\d+)/;
-const IPTABLES_SNAT_PORTS = /--to-source (?:\[[^\]]+\]|[\d.]+):(\d+)-(\d+)/;
+// A SNAT rule's address and ports as nft lists it (`snat ip to 198.51.100.2:1024-65535`,
+// `snat ip6 to [2001:db8::2]:1024-65535`, `snat ip to 198.51.100.2`) and as
+// iptables-save prints it (`--to-source 198.51.100.2:1024-65535`).
+const NFT_SNAT = /\bsnat (ip6?) to (?:\[([^\]]+)\]|([\d.]+))(?::(\d+)-(\d+))?/;
+const IPTABLES_SNAT = /--to-source (?:\[([^\]]+)\]|([\d.]+))(?::(\d+)-(\d+))?/;
 
-/** The SNAT port range in init's rules; undefined when no SNAT rule with ports is there. */
-export function snatPortsOf(rules: ObservedRules): PortRange | undefined {
-  const lines =
-    rules.kind === "nftables"
-      ? (rules.table ?? "").split("\n")
-      : Object.values(rules.saved).flatMap((saved) => [...(saved?.get("nat")?.values() ?? [])].flat());
-  const pattern = rules.kind === "nftables" ? NFT_SNAT_PORTS : IPTABLES_SNAT_PORTS;
-  for (const line of lines) {
-    const match = pattern.exec(line);
-    if (match) return { first: Number(match[1]), last: Number(match[2]) };
+/** What init's SNAT rules say; undefined when there is no SNAT rule. */
+export function initSnatOf(rules: ObservedRules): InitSnat | undefined {
+  const pod: Partial<Record<Family, string>> = {};
+  let ports: PortRange | undefined;
+  const take = (family: Family, address: string | undefined, first?: string, last?: string): void => {
+    if (address !== undefined) pod[family] ??= address;
+    if (first !== undefined && last !== undefined) ports ??= { first: Number(first), last: Number(last) };
+  };
+  if (rules.kind === "nftables") {
+    for (const line of (rules.table ?? "").split("\n")) {
+      const m = NFT_SNAT.exec(line);
+      if (m) take(m[1] === "ip6" ? 6 : 4, m[2] ?? m[3], m[4], m[5]);
+    }
+  } else {
+    for (const family of [4, 6] as const) {
+      for (const line of [...(rules.saved[family]?.get("nat")?.values() ?? [])].flat()) {
+        const m = IPTABLES_SNAT.exec(line);
+        if (m) take(family, m[1] ?? m[2], m[3], m[4]);
+      }
+    }
   }
-  return undefined;
+  return pod[4] === undefined && pod[6] === undefined ? undefined : { pod, ports };
 }
 
 const WORKS = { state: "works" } as const;

@@ -17,14 +17,14 @@ import { COMPONENT as COMPONENTS } from "../readiness/components.js";
 import { applyStep } from "../init/apply.js";
 import { detect } from "../init/detect.js";
 import { planInit } from "../init/plan.js";
-import { describePorts } from "../init/rules.js";
+import { describePorts, FAMILIES } from "../init/rules.js";
 import type { Family, InitPlan } from "../init/types.js";
 import type { PortRange } from "../config/index.js";
 import {
   detectedFrom,
   initConfigFor,
   learnBaseline,
-  snatPortsOf,
+  initSnatOf,
   type Baseline,
   type WatchConfig,
 } from "./baseline.js";
@@ -101,14 +101,17 @@ export interface IntegrityWatch {
 }
 
 const samePorts = (a: PortRange, b: PortRange): boolean => a.first === b.first && a.last === b.last;
+const describePod = (pod: { podIPv4?: string | undefined; podIPv6?: string | undefined }): string =>
+  [pod.podIPv4, pod.podIPv6].filter((a) => a !== undefined).join(", ") || "none";
 const zero = (): Counts => Object.fromEntries(DRIFT_KINDS.map((k) => [k, 0])) as Counts;
 const describeDrift = (d: Drift): string => d.problems.join("; ");
 
 export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
   const { config, clock, log, intervalMs } = options;
-  const families: Family[] = [];
-  if (config.podIPv4 !== undefined) families.push(4);
-  if (config.podIPv6 !== undefined) families.push(6);
+  /** The pod's families as init set them up (learned at the first check). */
+  let families: readonly Family[] = FAMILIES.filter(
+    (family) => (family === 4 ? config.podIPv4 : config.podIPv6) !== undefined,
+  );
   // Fail closed if the checks stop (a tool that hangs): stale after three missed rounds.
   const timeoutMs = 3 * intervalMs + 10_000;
   const component = options.readiness.register(COMPONENT, {
@@ -146,20 +149,25 @@ export function startIntegrityWatch(options: IntegrityOptions): IntegrityWatch {
   };
 
   const learn = async (): Promise<Baseline> => {
-    const found = learnBaseline(config, await detect(families));
-    const initPorts = found.rulesetFound
-      ? snatPortsOf(await readRules(found.dataplane, families))
-      : undefined;
-    const learned: Baseline = initPorts === undefined ? found : { ...found, snatPorts: initPorts };
-    if (initPorts !== undefined && !samePorts(initPorts, config.snatPorts)) {
+    // Both families' dumps: init may have set up one the gateway was not told about.
+    const found = learnBaseline(config, await detect([4, 6]));
+    const snat = found.rulesetFound ? initSnatOf(await readRules(found.dataplane, [4, 6])) : undefined;
+    const learned: Baseline = snat === undefined ? found : { ...found, snat };
+    const init = initConfigFor(config, learned);
+    families = FAMILIES.filter((family) => (family === 4 ? init.podIPv4 : init.podIPv6) !== undefined);
+    const differs = [
+      init.podIPv4 !== config.podIPv4 || init.podIPv6 !== config.podIPv6
+        ? `SNAT to ${describePod(init)} where EGRESS_POD_IP(S) here say ${describePod(config)}`
+        : undefined,
+      samePorts(init.snatPorts, config.snatPorts)
+        ? undefined
+        : `ports ${describePorts(init.snatPorts)} where SNAT_PORT_RANGE here is ${describePorts(config.snatPorts)}`,
+    ].filter((d) => d !== undefined);
+    if (differs.length > 0) {
       log.warn(
-        {
-          component: COMPONENT,
-          initPorts: describePorts(initPorts),
-          gatewayPorts: describePorts(config.snatPorts),
-        },
-        `init's SNAT rules use ports ${describePorts(initPorts)}, SNAT_PORT_RANGE here is ` +
-          `${describePorts(config.snatPorts)}: repairs keep init's range; give both containers the same value`,
+        { component: COMPONENT },
+        `init's SNAT rules differ from this container's configuration (${differs.join("; ")}): ` +
+          "repairs keep init's; give both containers the same values",
       );
     }
     const where =
