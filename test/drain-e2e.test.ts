@@ -93,8 +93,10 @@ describe("drain counts forwarded connections", () => {
       assert.equal(code, 0);
       assert.equal(reason, "idle");
       assert.ok(closedMs > 3_000, `the connection closed ${Math.round(closedMs)} ms after SIGTERM`);
+      // closedMs is when the client process's exit reached the test, a few ms
+      // after the kernel saw the close; an exit before the close would be at ~1 s.
       assert.ok(
-        ms >= closedMs && ms < closedMs + 3_000,
+        ms >= closedMs - 1_000 && ms < closedMs + 3_000,
         `exit ${Math.round(ms)} ms, close ${Math.round(closedMs)} ms`,
       );
       const progress = gateway.logs.filter((l) => l.msg === "draining: forwarded connections still live");
