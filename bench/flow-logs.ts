@@ -60,10 +60,9 @@ const DESTROY_WAIT_MS = 70_000;
 async function allDestroyed(pod: PodLab): Promise<number> {
   const started = performance.now();
   for (;;) {
-    const left = pod.gateway
-      .exec("conntrack", ["-L", "-p", "tcp", "--dport", String(CONN_PORT)])
-      .split("\n")
-      .filter((line) => line.includes(`dport=${CONN_PORT}`)).length;
+    // Counted by wc: a listing of thousands of entries is more than exec's buffer.
+    const listing = `conntrack -L -p tcp --dport ${CONN_PORT} 2>/dev/null | wc -l`;
+    const left = Number(pod.gateway.exec("sh", ["-c", listing]).trim());
     const waited = performance.now() - started;
     if (left === 0) return waited;
     if (waited > DESTROY_WAIT_MS) {
