@@ -188,11 +188,18 @@ async function main(): Promise<number> {
         // table. Until the table holds none of them, unlogged is not lost.
         // On both sides, so that no round's entries are destroyed, and logged, in the next.
         const expiredIn = await allDestroyed(pod);
-        await new Promise((resolve) => setTimeout(resolve, 1_000)); // the last lines through the pipe
+        // The listeners and the gateway may still work through a backlog of
+        // events: count once no line came for 2 s.
+        const flowCount = (): number =>
+          gateway!.logs.slice(flowsBefore).filter((l) => l.name === "egress-gateway.flows").length;
+        let logged = flowCount();
+        for (let quiet = 0, waited = 0; quiet < 2_000 && waited < 60_000; waited += 250) {
+          await new Promise((resolve) => setTimeout(resolve, 250));
+          const now = flowCount();
+          quiet = now === logged ? quiet + 250 : 0;
+          logged = now;
+        }
         const cpu = cpuSeconds(pid) - cpuBefore;
-        const logged = gateway.logs
-          .slice(flowsBefore)
-          .filter((l) => l.name === "egress-gateway.flows").length;
         cps[side].push(made.perSecond);
         gbps[side].push(await iperf(pod));
         if (side === "on") {
