@@ -4,12 +4,14 @@
 // exactly what they did; promtool must accept the whole exposition.
 import assert from "node:assert/strict";
 import { spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { runInit, startGateway } from "../lab/gateway-pod.js";
 import type { NamespaceHttpClient } from "../lab/namespace-http.js";
 import { ADDR, buildPodLab, type PodLab } from "../lab/pod-lab.js";
-import type { GatewayProcess } from "../lab/gateway-process.js";
+import { ROOT, type GatewayProcess } from "../lab/gateway-process.js";
 
 const HOLD_PORT = 7100;
 const V4_CONNECTIONS = 40;
@@ -220,61 +222,78 @@ describe("kernel telemetry through the built gateway", () => {
   // The non-root image's user: UID 65532 with NET_ADMIN and NET_RAW only (there from file capabilities,
   // here ambient, which the tools it runs inherit alike). /proc/net/nf_conntrack (0440 root) is closed to
   // it; the table is read with `conntrack -L` instead, for /metrics and for the drain.
-  describe("as UID 65532 with NET_ADMIN and NET_RAW only", () => {
-    const NON_ROOT = ["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups"];
-    const CAPS = ["--inh-caps=-all,+net_admin,+net_raw", "--ambient-caps=-all,+net_admin,+net_raw"];
-    let gateway: GatewayProcess;
-    const clients: ChildProcess[] = [];
+  // UID 65532 must reach the checkout: a clone into `mktemp -d` is mode 0700,
+  // so the checkout's own directory gets others' search bit for the run. A
+  // closed directory above it is the machine's, and not ours to open.
+  const closedAbove = ancestors(dirname(ROOT)).find((dir) => (statSync(dir).mode & 0o001) === 0);
+  describe(
+    "as UID 65532 with NET_ADMIN and NET_RAW only",
+    { skip: closedAbove && `${closedAbove} is closed to others` },
+    () => {
+      const NON_ROOT = ["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups"];
+      const rootMode = statSync(ROOT).mode & 0o7777;
+      const CAPS = ["--inh-caps=-all,+net_admin,+net_raw", "--ambient-caps=-all,+net_admin,+net_raw"];
+      let gateway: GatewayProcess;
+      const clients: ChildProcess[] = [];
 
-    before(async () => {
-      pod.gateway.exec("conntrack", ["-F"]);
-      const init = await runInit(pod, { DATAPLANE: "nftables" });
-      assert.equal(init.code, 0, init.stderr);
-      gateway = startGateway(pod, { TELEMETRY_INTERVAL: "1s", DRAIN_MIN: "1s", DRAIN_TIMEOUT: "4s" }, [
-        ...NON_ROOT,
-        ...CAPS,
-        "--",
-      ]);
-      await gateway.waitForLog((l) => l.msg === "health server listening", 15_000);
-    });
-    after(async () => {
-      for (const client of clients) client.kill("SIGTERM");
-      await gateway.kill();
-    });
+      before(async () => {
+        chmodSync(ROOT, rootMode | 0o001);
+        pod.gateway.exec("conntrack", ["-F"]);
+        const init = await runInit(pod, { DATAPLANE: "nftables" });
+        assert.equal(init.code, 0, init.stderr);
+        gateway = startGateway(pod, { TELEMETRY_INTERVAL: "1s", DRAIN_MIN: "1s", DRAIN_TIMEOUT: "4s" }, [
+          ...NON_ROOT,
+          ...CAPS,
+          "--",
+        ]);
+        await gateway.waitForLog((l) => l.msg === "health server listening", 15_000);
+      });
+      after(async () => {
+        for (const client of clients) client.kill("SIGTERM");
+        await gateway?.kill();
+        chmodSync(ROOT, rootMode);
+      });
 
-    it("counts the forwarded connections through conntrack -L, says so once, and drains by that count", async () => {
-      const { child, ready } = await pod.lab.startProgram(pod.client, "held-connections.ts", [
-        ...["client", "--host", ADDR.external.v4, "--port", String(HOLD_PORT)],
-        ...["--count", String(V4_CONNECTIONS), "--bytes", String(BYTES)],
-      ]);
-      clients.push(child);
-      assert.deepEqual(JSON.parse(ready), { open: V4_CONNECTIONS, echoed: V4_CONNECTIONS * BYTES });
-      const now = await scrapeAfterRefresh(
-        (s) => value(s, "egress_gateway_forwarded_connections") >= V4_CONNECTIONS,
-      );
-      assert.equal(value(now, "egress_gateway_forwarded_connections"), V4_CONNECTIONS);
-      const labels = { destination: ADDR.external.v4, port: String(HOLD_PORT), protocol: "tcp" };
-      assert.equal(value(now, "egress_gateway_snat_ports_in_use", labels), V4_CONNECTIONS);
-      assert.ok(
-        value(now, "egress_gateway_snat_bytes_total", { family: "ipv4" }) >= 2 * V4_CONNECTIONS * BYTES,
-      );
-      for (const source of ["rules", "usage", "stats", "table"]) {
-        assert.equal(value(now, "egress_gateway_telemetry_source_up", { source }), 1, source);
-      }
-      const fallbacks = gateway.logs.filter((l) => /is not readable as uid 65532/.test(String(l.msg)));
-      assert.equal(fallbacks.length, 1, gateway.dump());
-      assert.match(
-        String(fallbacks[0]!.msg),
-        /EACCES.*reading the table with `conntrack -L -o extended` instead/,
-      );
+      it("counts the forwarded connections through conntrack -L, says so once, and drains by that count", async () => {
+        const { child, ready } = await pod.lab.startProgram(pod.client, "held-connections.ts", [
+          ...["client", "--host", ADDR.external.v4, "--port", String(HOLD_PORT)],
+          ...["--count", String(V4_CONNECTIONS), "--bytes", String(BYTES)],
+        ]);
+        clients.push(child);
+        assert.deepEqual(JSON.parse(ready), { open: V4_CONNECTIONS, echoed: V4_CONNECTIONS * BYTES });
+        const now = await scrapeAfterRefresh(
+          (s) => value(s, "egress_gateway_forwarded_connections") >= V4_CONNECTIONS,
+        );
+        assert.equal(value(now, "egress_gateway_forwarded_connections"), V4_CONNECTIONS);
+        const labels = { destination: ADDR.external.v4, port: String(HOLD_PORT), protocol: "tcp" };
+        assert.equal(value(now, "egress_gateway_snat_ports_in_use", labels), V4_CONNECTIONS);
+        assert.ok(
+          value(now, "egress_gateway_snat_bytes_total", { family: "ipv4" }) >= 2 * V4_CONNECTIONS * BYTES,
+        );
+        for (const source of ["rules", "usage", "stats", "table"]) {
+          assert.equal(value(now, "egress_gateway_telemetry_source_up", { source }), 1, source);
+        }
+        const fallbacks = gateway.logs.filter((l) => /is not readable as uid 65532/.test(String(l.msg)));
+        assert.equal(fallbacks.length, 1, gateway.dump());
+        assert.match(
+          String(fallbacks[0]!.msg),
+          /EACCES.*reading the table with `conntrack -L -o extended` instead/,
+        );
 
-      gateway.signal("SIGTERM");
-      await gateway.exited;
-      const progress = gateway.logs.find((l) => l.msg === "draining: forwarded connections still live");
-      assert.equal(progress?.liveConnections, V4_CONNECTIONS, gateway.dump());
-      const done = gateway.logs.find((l) => l.msg === "drain complete, exiting");
-      assert.equal(done?.reason, "timeout", gateway.dump());
-      assert.equal(done?.liveConnections, V4_CONNECTIONS);
-    });
-  });
+        gateway.signal("SIGTERM");
+        await gateway.exited;
+        const progress = gateway.logs.find((l) => l.msg === "draining: forwarded connections still live");
+        assert.equal(progress?.liveConnections, V4_CONNECTIONS, gateway.dump());
+        const done = gateway.logs.find((l) => l.msg === "drain complete, exiting");
+        assert.equal(done?.reason, "timeout", gateway.dump());
+        assert.equal(done?.liveConnections, V4_CONNECTIONS);
+      });
+    },
+  );
 });
+
+/** `dir` and every directory above it. */
+function ancestors(dir: string): string[] {
+  const parent = dirname(dir);
+  return parent === dir ? [dir] : [dir, ...ancestors(parent)];
+}
