@@ -1,41 +1,23 @@
-// Runs one command with optional stdin and collects its output. Never throws for
-// what the command does: a missing binary or a non-zero exit is a result to report.
-import { spawn } from "node:child_process";
+// The one way the gateway and init run a tool. In the gateway, through its
+// spawn broker once one is installed (useSpawnBroker): a fork from the
+// gateway's large heap blocks its event loop for 10-15 ms; otherwise (init,
+// tests, labs, the broker down) in this process.
+import { spawnCommand, type CommandResult } from "./spawn-command.js";
 
-export interface CommandResult {
-  readonly ok: boolean;
-  readonly stdout: string;
-  readonly stderr: string;
+export type { CommandResult, CommandRunner } from "./spawn-command.js";
+
+/** What runCommand hands a command to instead of spawning it here. */
+export interface CommandBroker {
+  run(argv: readonly string[], input?: string): Promise<CommandResult>;
 }
 
-/** How callers that take an injectable runner (tests, labs) type it: runCommand's shape. */
-export type CommandRunner = (argv: readonly string[], input?: string) => Promise<CommandResult>;
+let broker: CommandBroker | undefined;
+
+/** Installs (or, with undefined, removes) the broker that runCommand goes through. */
+export function useSpawnBroker(next: CommandBroker | undefined): void {
+  broker = next;
+}
 
 export function runCommand(argv: readonly string[], input?: string): Promise<CommandResult> {
-  const [file = "", ...args] = argv;
-  return new Promise((resolve) => {
-    const child = spawn(file, args, {
-      stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, LC_ALL: "C" },
-    });
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-    // A command that exits before reading its input closes the pipe; its exit status says why.
-    child.stdin.on("error", () => undefined);
-    child.on("error", (error: NodeJS.ErrnoException) => {
-      const why = error.code === "ENOENT" ? `${file} is not installed` : `${file}: ${error.message}`;
-      resolve({ ok: false, stdout: "", stderr: why });
-    });
-    child.on("close", (code, signal) => {
-      const err = Buffer.concat(stderr).toString("utf8");
-      resolve({
-        ok: code === 0,
-        stdout: Buffer.concat(stdout).toString("utf8"),
-        stderr: code === 0 || err.trim() !== "" ? err : `${file} exited with ${code ?? signal}`,
-      });
-    });
-    child.stdin.end(input ?? "");
-  });
+  return broker === undefined ? spawnCommand(argv, input) : broker.run(argv, input);
 }

@@ -16,6 +16,8 @@ import { ProbeGroup, type Protocol, type TargetTransition } from "../probes/grou
 import type { HttpExchange } from "../probes/http-phases.js";
 import type { Prober } from "../probes/types.js";
 import { startIntegrityWatch, type IntegrityWatch } from "../integrity/watch.js";
+import { useSpawnBroker } from "../exec/run-command.js";
+import { SpawnBroker } from "../exec/spawn-broker.js";
 import { telemetryFamilies } from "../telemetry/index.js";
 import type { Logger } from "./log.js";
 import { renderMetrics } from "./metrics.js";
@@ -124,6 +126,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
       })
     : undefined;
   let server: HealthServer | undefined;
+  const spawnBroker = new SpawnBroker({ log });
   const runtime = config.health.port !== 0 ? new RuntimeMonitor() : undefined;
   if (runtime) {
     const { maxConnections, headerTimeoutMs, keepAliveTimeoutMs } = config.health;
@@ -148,6 +151,7 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
           health: server?.stats(),
           flowLogs: flowLog?.counters(),
           integrity: integrity?.state(),
+          spawnBroker: spawnBroker.state(),
           telemetry: telemetryOn ? telemetryFamilies(telemetry.snapshot(), telemetry.record()) : undefined,
         }),
     });
@@ -156,6 +160,11 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
   } else {
     log.info("health server disabled (HEALTH_PORT=0)");
   }
+  // Forked now, while the heap is small and after listening (start-up is not
+  // held up); until it is ready, commands wait for it. From here on the
+  // gateway itself never forks a tool (src/exec/spawn-broker.ts says why).
+  spawnBroker.start();
+  useSpawnBroker(spawnBroker);
 
   policySync = await startPreparedPolicySync(sync.options, sync.prepared);
 
@@ -240,6 +249,8 @@ export async function startGateway(config: Config, deps: GatewayDeps): Promise<G
         integrity?.stop(),
         telemetry.stop(),
       ]);
+      useSpawnBroker(undefined);
+      await spawnBroker.stop();
       for (const { prober } of groups) prober.close();
       readiness.close();
       await server?.close();

@@ -8,6 +8,7 @@ import type { ReturnPathState } from "../dataplane/return-path.js";
 import type { FlowLogCounters } from "../flows/index.js";
 import { DRIFT_KINDS, REPAIRABLE } from "../integrity/drift.js";
 import type { IntegrityState } from "../integrity/watch.js";
+import type { SpawnBrokerState } from "../exec/spawn-broker.js";
 import type { ProbeGroup } from "../probes/group.js";
 import type { PolicySyncState } from "../sync/policy-sync.js";
 import type { MetricFamily } from "../telemetry/index.js";
@@ -31,6 +32,7 @@ export interface MetricsSource {
   readonly health?: HealthServerStats | undefined;
   readonly flowLogs?: FlowLogCounters | undefined;
   readonly integrity?: IntegrityState | undefined;
+  readonly spawnBroker?: SpawnBrokerState | undefined;
   /** Kernel telemetry from its last refresh; absent when TELEMETRY_INTERVAL=0s. */
   readonly telemetry?: readonly MetricFamily[] | undefined;
 }
@@ -97,6 +99,7 @@ export function renderMetrics(source: MetricsSource): string {
   }
   if (source.flowLogs) flowLogMetrics(m, source.flowLogs);
   if (source.integrity) integrityMetrics(m, source.integrity);
+  if (source.spawnBroker) spawnBrokerMetrics(m, source.spawnBroker);
 
   const cpu = process.cpuUsage();
   const runtime = source.runtime?.();
@@ -327,4 +330,21 @@ function integrityMetrics(m: Exposition, s: IntegrityState): void {
     );
     m.sample("egress_gateway_dataplane_check_duration_seconds", {}, Math.round(s.lastCheckMs * 1000) / 1e6);
   }
+}
+
+function spawnBrokerMetrics(m: Exposition, s: SpawnBrokerState): void {
+  m.family("egress_gateway_spawn_broker_up", "gauge", "1 while the spawn broker runs the gateway's tools.");
+  m.sample("egress_gateway_spawn_broker_up", {}, s.up ? 1 : 0);
+  m.family(
+    "egress_gateway_spawn_broker_restarts_total",
+    "counter",
+    "Times the spawn broker was started again after it died.",
+  );
+  m.sample("egress_gateway_spawn_broker_restarts_total", {}, s.restarts);
+  m.family(
+    "egress_gateway_spawn_broker_direct_commands_total",
+    "counter",
+    "Tools the gateway ran from its own process because the spawn broker was not running.",
+  );
+  m.sample("egress_gateway_spawn_broker_direct_commands_total", {}, s.directRuns);
 }
