@@ -13,6 +13,7 @@ import { ConntrackTally, topOf, type ConntrackSummary } from "../src/telemetry/c
 import { portUtilizationVerdict, telemetryFamilies } from "../src/telemetry/families.js";
 import { parseIptablesCounters, parseNftCounters } from "../src/telemetry/rule-counters.js";
 import { Telemetry, type TelemetrySources } from "../src/telemetry/telemetry.js";
+import { randomLine, referenceTally, seeded } from "./helpers/conntrack-lines.js";
 
 const GW = "198.51.100.2";
 // As /proc/net/nf_conntrack writes them (IPv6 in full), accounting on for some.
@@ -315,6 +316,23 @@ describe("conntrack reader (worker thread)", () => {
     try {
       assert.deepEqual(await reader.read(10), EXPECTED);
       assert.deepEqual(await reader.read(10), EXPECTED);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it("tallies a table larger than the slots its reading thread fills, as one piece would be", async () => {
+    // ~3 MB: the four 256 KiB slots are refilled several times while the worker parses.
+    const random = seeded(12);
+    const text = `${Array.from({ length: 16_000 }, () => randomLine(random)).join("\n")}\n`;
+    const path = join(dir, "large");
+    writeFileSync(path, text);
+    const reader = new ConntrackReader({ path });
+    try {
+      const expected = referenceTally(text, 10);
+      assert.ok(Buffer.byteLength(text) > 2 * 1024 * 1024 && expected.entries === 16_000);
+      assert.deepEqual(await reader.read(10), expected);
+      assert.deepEqual(await reader.read(3), referenceTally(text, 3));
     } finally {
       await reader.close();
     }

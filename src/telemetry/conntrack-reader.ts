@@ -14,10 +14,11 @@
 // NET_ADMIN from file capabilities, no DAC_OVERRIDE) gets EACCES. Then the
 // reader switches, once and for good, to `conntrack -L -o extended`, which
 // prints the same lines over netlink with the binary's file capability.
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import type { ConntrackSummary } from "./conntrack-tally.js";
 import type { TableSource, TallyReply, TallyRequest } from "./conntrack-worker.js";
 import { TelemetryDeadlineError, TelemetryReadError } from "./errors.js";
+import { startThread } from "./thread.js";
 
 export const CONNTRACK_TABLE = "/proc/net/nf_conntrack";
 /** Prints the table in /proc's line format, over ctnetlink (NET_ADMIN). */
@@ -35,17 +36,6 @@ export interface ConntrackReaderOptions {
   readonly commandTimeoutMs?: number;
   /** Told once, when the file is not readable and the command takes over. */
   readonly onFallback?: (reason: string) => void;
-}
-
-// The worker runs from the same tree as this file: dist/ in production; the
-// sources under tsx in tests and benchmarks, where a worker must register tsx
-// itself (loader hooks do not reach worker threads in Node 20).
-function startWorker(): Worker {
-  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("./conntrack-worker.js", import.meta.url));
-  const source = JSON.stringify(new URL("./conntrack-worker.ts", import.meta.url).href);
-  return new Worker(`import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${source}); })`, {
-    eval: true,
-  });
 }
 
 export class ConntrackReader {
@@ -113,7 +103,7 @@ export class ConntrackReader {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = startWorker();
+    const worker = startThread("conntrack-worker");
     worker.unref();
     worker.on("message", (reply: TallyReply) => {
       const waiter = this.pending.get(reply.id);

@@ -1,10 +1,11 @@
 // Worker thread that reads the conntrack table and tallies it, so that the
 // gateway's event loop never parses 45 MB of text. It imports nothing but the
-// tally: the ICMP prober's raw-socket addon crashes when loaded in a worker.
+// tally and its reading thread: the ICMP prober's raw-socket addon crashes
+// when loaded in a worker.
 import { spawn } from "node:child_process";
-import { open } from "node:fs/promises";
 import { parentPort } from "node:worker_threads";
 import { ConntrackTally, type ConntrackSummary } from "./conntrack-tally.js";
+import { TableFile } from "./table-file.js";
 
 /** Where the table's text comes from: /proc's file, or a command that prints the same lines. */
 export type TableSource =
@@ -21,28 +22,14 @@ export type TallyReply =
   | { readonly id: number; readonly ok: true; readonly summary: ConntrackSummary }
   | { readonly id: number; readonly ok: false; readonly message: string; readonly code: string | undefined };
 
-// 1 MiB reads: /proc fills the whole buffer per read(2), so 250k entries take
-// ~45 reads. Two buffers: the kernel fills one (in libuv's thread pool) while
-// this thread parses the other, so reading and parsing overlap.
-const CHUNK_BYTES = 1 << 20;
+// One reading thread for the worker's life: the file is read there in a
+// synchronous loop while this thread parses what it has read (table-file.ts).
+const tableFile = new TableFile();
 
 export async function tallyFile(path: string, topN: number): Promise<ConntrackSummary> {
-  const file = await open(path, "r");
-  try {
-    const tally = new ConntrackTally(topN);
-    let [filling, parsing] = [Buffer.allocUnsafe(CHUNK_BYTES), Buffer.allocUnsafe(CHUNK_BYTES)];
-    let reading = file.read(filling, 0, CHUNK_BYTES, null);
-    for (;;) {
-      const { bytesRead } = await reading;
-      if (bytesRead === 0) break;
-      [filling, parsing] = [parsing, filling];
-      reading = file.read(filling, 0, CHUNK_BYTES, null);
-      tally.write(parsing.subarray(0, bytesRead));
-    }
-    return tally.end();
-  } finally {
-    await file.close();
-  }
+  const tally = new ConntrackTally(topN);
+  await tableFile.read(path, (chunk) => tally.write(chunk));
+  return tally.end();
 }
 
 /**
