@@ -7,6 +7,9 @@
 // refresh, as in production, not a search through every backend.
 //
 // Per size:
+//   kernel:    the table's text read and thrown away (64 KiB reads in a
+//              loop): what the kernel alone spends writing it, the floor of
+//              any refresh that reads /proc/net/nf_conntrack.
 //   refresh:   --rounds refreshes of the built telemetry inside the namespace
 //              (rule counters, conntrack size and statistics, and the table read
 //              in the worker thread): wall time, CPU (process, worker and kernel
@@ -18,7 +21,12 @@
 //   readiness: the built gateway in the namespace with TELEMETRY_INTERVAL=1s
 //              (a refresh every second) against TELEMETRY_INTERVAL=0s (off),
 //              alternating off/on --pairs times: /readiness p99 at 200
-//              requests/s from inside the namespace (target on/off <= 1.1).
+//              requests/s from inside the namespace (target on/off <= 1.1);
+//              and on as UID 65532, whose refreshes spawn `conntrack -L`
+//              from the worker thread (a fork of the whole gateway).
+// Then a least-squares line through the three sizes (refresh wall and CPU
+// against entries): its slope, its intercept, how well it fits (R^2), and
+// what it gives for 1M entries (target < 2 s).
 // Loopback and the namespace only.
 //
 //   npm run build && node --import tsx bench/telemetry.ts [--rounds 5] [--pairs 2] [--seconds 8]
@@ -95,6 +103,11 @@ const NON_ROOT = [
   ...["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups"],
   ...["--inh-caps=-all,+net_admin", "--ambient-caps=-all,+net_admin", "--"],
 ];
+/** The non-root image's gateway: NET_ADMIN and NET_RAW. */
+const NON_ROOT_GATEWAY = [
+  ...["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups"],
+  ...["--inh-caps=-all,+net_admin,+net_raw", "--ambient-caps=-all,+net_admin,+net_raw", "--"],
+];
 
 function inside(ns: Namespace, args: readonly string[], wrapper: readonly string[] = []): unknown {
   const [command = process.execPath, ...rest] = [...wrapper, process.execPath];
@@ -114,7 +127,11 @@ interface RefreshRun {
   readonly method: string;
 }
 
-async function readinessP99(ns: Namespace, telemetryOn: boolean): Promise<{ p99Ms: number; rss: number }> {
+async function readinessP99(
+  ns: Namespace,
+  telemetryOn: boolean,
+  wrapper: readonly string[] = [],
+): Promise<{ p99Ms: number; rss: number }> {
   const gateway: GatewayProcess = startGatewayProcess(
     {
       HEALTH_LISTEN_ADDRESS: "127.0.0.1",
@@ -122,7 +139,7 @@ async function readinessP99(ns: Namespace, telemetryOn: boolean): Promise<{ p99M
       TELEMETRY_INTERVAL: telemetryOn ? "1s" : "0s",
       LOG_SEVERITY: "warn",
     },
-    { netns: ns.name },
+    { netns: ns.name, wrapper },
   );
   try {
     await sleep(2_000); // listening, and the first refresh done
@@ -145,6 +162,22 @@ async function readinessP99(ns: Namespace, telemetryOn: boolean): Promise<{ p99M
 const spread = (values: readonly number[], digits = 0): string =>
   `${fixed(median(values), digits)} (${fixed(Math.min(...values), digits)}-${fixed(Math.max(...values), digits)})`;
 
+/** Least squares y = intercept + slope * x, and R^2. */
+function line(points: readonly (readonly [number, number])[]): {
+  slope: number;
+  intercept: number;
+  r2: number;
+} {
+  const n = points.length;
+  const mx = points.reduce((sum, [x]) => sum + x, 0) / n;
+  const my = points.reduce((sum, [, y]) => sum + y, 0) / n;
+  const sxy = points.reduce((sum, [x, y]) => sum + (x - mx) * (y - my), 0);
+  const sxx = points.reduce((sum, [x]) => sum + (x - mx) ** 2, 0);
+  const syy = points.reduce((sum, [, y]) => sum + (y - my) ** 2, 0);
+  const slope = sxy / sxx;
+  return { slope, intercept: my - slope * mx, r2: (sxy * sxy) / (sxx * syy) };
+}
+
 const dir = mkdtempSync(join(tmpdir(), "egw-telemetry-bench-"));
 const labs: Lab[] = [];
 const cleanup = cleanupOnSignal(() => {
@@ -154,6 +187,7 @@ const cleanup = cleanupOnSignal(() => {
 const rows: string[][] = [
   [
     "entries",
+    "kernel ms",
     "refresh ms",
     "CPU ms",
     "ms/1k",
@@ -163,10 +197,14 @@ const rows: string[][] = [
     "p99 off ms",
     "p99 on ms",
     "on/off",
+    "p99 non-root ms",
+    "non-root/off",
     "gateway RSS",
   ],
 ];
 const perThousand: number[] = [];
+const wallPoints: [number, number][] = [];
+const cpuPoints: [number, number][] = [];
 let worst = { refreshMs: 0, rss: 0, ratio: 0 };
 try {
   execFileSync("npm", ["run", "--silent", "build"], { cwd: ROOT, stdio: "inherit" });
@@ -180,6 +218,9 @@ try {
     fill(ns, size, dir);
     console.log(`${size} entries made in ${fixed((performance.now() - made) / 1000)} s`);
 
+    const kernel = inside(ns, ["kernel", "--rounds", String(flags.rounds)]) as {
+      rounds: { wallMs: number; cpuMs: number }[];
+    };
     const refresh = inside(ns, ["refresh", "--rounds", String(flags.rounds)]) as RefreshRun;
     // The first refresh starts the worker thread; the steady state is what repeats every interval.
     const steady = refresh.rounds.slice(1);
@@ -187,6 +228,8 @@ try {
       throw new Error(`a refresh missed entries: ${JSON.stringify(refresh)}`);
     const wall = steady.map((r) => r.wallMs);
     perThousand.push(median(wall) / (size / 1000));
+    wallPoints.push([size, median(wall)]);
+    cpuPoints.push([size, median(steady.map((r) => r.cpuMs))]);
     const nonRoot = inside(ns, ["refresh", "--rounds", String(flags.rounds)], NON_ROOT) as RefreshRun;
     const nonRootSteady = nonRoot.rounds.slice(1);
     if (nonRoot.method !== "command" || nonRootSteady.some((r) => r.entries !== size))
@@ -196,16 +239,20 @@ try {
 
     const off: number[] = [];
     const on: number[] = [];
+    const onNonRoot: number[] = [];
     let gatewayRss = 0;
     for (let pair = 0; pair < flags.pairs; pair++) {
       off.push((await readinessP99(ns, false)).p99Ms);
       const withTelemetry = await readinessP99(ns, true);
       on.push(withTelemetry.p99Ms);
-      gatewayRss = Math.max(gatewayRss, withTelemetry.rss);
+      const nonRootGateway = await readinessP99(ns, true, NON_ROOT_GATEWAY);
+      onNonRoot.push(nonRootGateway.p99Ms);
+      gatewayRss = Math.max(gatewayRss, withTelemetry.rss, nonRootGateway.rss);
     }
     const ratio = median(on) / median(off);
     rows.push([
       String(size),
+      `${spread(kernel.rounds.map((r) => r.wallMs))} / CPU ${fixed(median(kernel.rounds.map((r) => r.cpuMs)), 0)}`,
       spread(wall),
       spread(steady.map((r) => r.cpuMs)),
       fixed(median(wall) / (size / 1000), 2),
@@ -215,6 +262,8 @@ try {
       spread(off, 2),
       spread(on, 2),
       fixed(ratio, 2),
+      spread(onNonRoot, 2),
+      fixed(median(onNonRoot) / median(off), 2),
       mebibytes(gatewayRss),
     ]);
     if (size === SIZES.at(-1))
@@ -224,11 +273,25 @@ try {
   }
   console.log(`\n${table(rows)}`);
   console.log("(medians of the steady refreshes, range in brackets; p99 of /readiness at 200/s)");
-  const largest = perThousand.at(-1) ?? NaN;
   console.log(
     `\nms per 1k entries: ${perThousand.map((v) => fixed(v, 2)).join(", ")} (linear growth keeps these equal)`,
   );
-  console.log(`1M entries, extrapolated from 250k: ${fixed(largest * 1000)} ms (target < 2000 ms)`);
+  const wallLine = line(wallPoints);
+  const cpuLine = line(cpuPoints);
+  const oneMillion = wallLine.intercept + wallLine.slope * 1_000_000;
+  for (const [name, fit] of [
+    ["refresh", wallLine],
+    ["CPU", cpuLine],
+  ] as const)
+    console.log(
+      `${name} = ${fixed(fit.intercept)} ms + ${fixed(fit.slope * 1000, 3)} ms per 1k entries ` +
+        `(least squares over ${SIZES.join(", ")}; R^2 ${fixed(fit.r2, 4)}); 1M entries: ` +
+        `${fixed(fit.intercept + fit.slope * 1_000_000)} ms`,
+    );
+  console.log(
+    `1M entries, from the line: ${fixed(oneMillion)} ms < 2000 ms: ${verdict(oneMillion < 2000)} ` +
+      `(from 250k alone: ${fixed((perThousand.at(-1) ?? NaN) * 1000)} ms)`,
+  );
   console.log(
     `250k refresh ${fixed(worst.refreshMs)} ms < ${REFRESH_TARGET_MS} ms: ${verdict(worst.refreshMs < REFRESH_TARGET_MS)}`,
   );

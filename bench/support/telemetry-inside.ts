@@ -6,8 +6,11 @@
 //     user the file refuses, included): wall and CPU (this process, worker,
 //     kernel time and the finished child processes included) of each, the
 //     peak RSS, and how the table was read.
+//   kernel --rounds N: the table's text read and thrown away, 64 KiB reads in
+//     a synchronous loop: what the kernel alone spends writing it (the floor of
+//     any refresh that reads /proc/net/nf_conntrack).
 //   paced --url U --rate R --seconds S: /readiness latency at a fixed rate.
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { pacedLatency } from "./paced.js";
 
@@ -58,6 +61,20 @@ if (positionals[0] === "refresh") {
   console.log(
     JSON.stringify({ rounds, peakRssBytes: peakRssBytes(), errors: telemetry.record().errors, method }),
   );
+} else if (positionals[0] === "kernel") {
+  const buffer = Buffer.allocUnsafe(64 * 1024);
+  const rounds: { wallMs: number; cpuMs: number; bytes: number }[] = [];
+  for (let i = 0; i < Number(values.rounds); i++) {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const fd = openSync("/proc/net/nf_conntrack", "r");
+    let bytes = 0;
+    for (let got = 1; got > 0; bytes += got) got = readSync(fd, buffer, 0, buffer.length, null);
+    closeSync(fd);
+    const cpu = process.cpuUsage(cpu0);
+    rounds.push({ wallMs: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000, bytes });
+  }
+  console.log(JSON.stringify({ rounds }));
 } else if (positionals[0] === "paced" && values.url) {
   const result = await pacedLatency(values.url, {
     rate: Number(values.rate),
@@ -66,6 +83,8 @@ if (positionals[0] === "refresh") {
   });
   console.log(JSON.stringify(result));
 } else {
-  console.error("usage: telemetry-inside.ts refresh [--rounds N] | paced --url URL [--rate R --seconds S]");
+  console.error(
+    "usage: telemetry-inside.ts refresh|kernel [--rounds N] | paced --url URL [--rate R --seconds S]",
+  );
   process.exit(2);
 }

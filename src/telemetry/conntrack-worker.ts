@@ -22,8 +22,9 @@ export type TallyReply =
   | { readonly id: number; readonly ok: true; readonly summary: ConntrackSummary }
   | { readonly id: number; readonly ok: false; readonly message: string; readonly code: string | undefined };
 
-// One reading thread for the worker's life: the file is read there in a
-// synchronous loop while this thread parses what it has read (table-file.ts).
+// One reading thread for the worker's life, started with it: the file is read
+// there in a synchronous loop while this thread parses what it has read
+// (table-file.ts).
 const tableFile = new TableFile();
 
 export async function tallyFile(path: string, topN: number): Promise<ConntrackSummary> {
@@ -65,10 +66,12 @@ export function tallyCommand(
   });
 }
 
-const tally = (request: TallyRequest): Promise<ConntrackSummary> =>
-  request.source.kind === "file"
-    ? tallyFile(request.source.path, request.topN)
-    : tallyCommand(request.source.argv, request.topN, request.source.timeoutMs);
+function tally(request: TallyRequest): Promise<ConntrackSummary> {
+  if (request.source.kind === "file") return tallyFile(request.source.path, request.topN);
+  // The reader went over to the command for good (the file was refused): the reading thread idles.
+  void tableFile.close();
+  return tallyCommand(request.source.argv, request.topN, request.source.timeoutMs);
+}
 
 parentPort?.on("message", (request: TallyRequest) => {
   tally(request).then(

@@ -31,9 +31,22 @@ export class TableFile {
   private reader: Worker | undefined;
   private nextId = 1;
   private readonly waiting = new Map<number, (outcome: ReadOutcome) => void>();
+  /** The read before the next one: one set of slots, so one read at a time (the drain reads between refreshes). */
+  private last: Promise<void> = Promise.resolve();
+
+  /** Starts the reading thread now, so that it boots while the worker does, not in the first read's time. */
+  constructor() {
+    this.ensureReader();
+  }
 
   /** Reads `path` to its end; `onChunk` gets views of shared memory, valid only during the call. */
-  async read(path: string, onChunk: (chunk: Buffer) => void): Promise<void> {
+  read(path: string, onChunk: (chunk: Buffer) => void): Promise<void> {
+    const read = this.last.then(() => this.readNow(path, onChunk));
+    this.last = read.catch(() => undefined);
+    return read;
+  }
+
+  private async readNow(path: string, onChunk: (chunk: Buffer) => void): Promise<void> {
     const reader = this.ensureReader();
     const id = this.nextId++;
     let outcome: ReadOutcome | undefined;
