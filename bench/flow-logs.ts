@@ -3,56 +3,42 @@
 // limit), in alternating rounds of one run. Lab namespaces only.
 //
 // Per round and side: new TCP connections/s (lab/conn-rate.ts, as in
-// bench/forwarding.ts) and iperf3 throughput through the pod. TIME_WAIT in the
-// gateway pod is cut to 1 s on both sides, so that the kernel reports each
-// connection (DESTROY) within the run instead of 2 minutes later: that is the
-// load flow logs add. On the "on" side the benchmark also counts the flow lines
-// against the connections made (lost = attempts - logged, once the entries
-// are gone from the table) and the CPU the gateway and its conntrack listeners used for them.
+// bench/forwarding.ts, or paced at --rate N conn/s) and iperf3 throughput
+// through the pod. TIME_WAIT in the gateway pod is cut to 1 s on both sides, so
+// that the kernel reports each connection (DESTROY) within the run instead of 2
+// minutes later: that is the load flow logs add. On the "on" side it counts the
+// flow lines of the benchmark's own connections (client address to the
+// connection server's address and port; iperf3's flows and anything else are
+// counted apart) against the connect attempts, once the entries are gone from the
+// table, with the gateway's counters (rate-limit drops, event overflows) and
+// the kernel's drops on the listeners' netlink sockets, and the CPU the gateway
+// and its conntrack listeners used.
 //
 // With --telemetry-interval N the "on" side also runs kernel telemetry with
 // TELEMETRY_INTERVAL=Ns (the "off" side never does), so that the ratios are
 // those of the issue's "telemetry and flow logs on vs off"; without it both
 // sides run with telemetry off and only flow logs differ.
 //
-//   node --import tsx bench/flow-logs.ts [--rounds 4] [--seconds 3] [--concurrency 4] [--telemetry-interval 1]
-import { readFileSync } from "node:fs";
+//   node --import tsx bench/flow-logs.ts [--rounds 4] [--seconds 3] [--concurrency 4] [--rate N]
+//        [--telemetry-interval 1]
+import { metricsOf } from "../lab/gateway-health.js";
 import { runInit, describeInit, startGateway } from "../lab/gateway-pod.js";
 import type { GatewayProcess } from "../lab/gateway-process.js";
+import type { NamespaceHttpClient } from "../lab/namespace-http.js";
 import { ADDR, buildPodLab, type PodLab } from "../lab/pod-lab.js";
 import { sweepCrashedRuns } from "../lab/sweep.js";
+import { destroySocketDrops } from "../src/flows/netlink-drops.js";
+import { cpuSeconds, cpuSecondsWithChildren } from "./support/proc.js";
 import { fixed, integerFlags, loadLine, median, table } from "./support/report.js";
 
-const flags = integerFlags({ rounds: 4, seconds: 3, concurrency: 4, "telemetry-interval": 0 });
+const flags = integerFlags({ rounds: 4, seconds: 3, concurrency: 4, rate: 0, "telemetry-interval": 0 });
 const telemetryOn = flags["telemetry-interval"] > 0;
+// Paced connections each wait for their exchange; this many may be in flight.
+const PACED_IN_FLIGHT = 256;
 const CONN_PORT = 7000;
 const IPERF_PORT = 5201;
+const METRICS = "http://127.0.0.1:8080/metrics";
 type Side = "off" | "on";
-const CLK_TCK = 100;
-
-/** utime + stime of a process and its children now running, in seconds. */
-function cpuSeconds(pid: number): number {
-  const ofPid = (p: number): number => {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-    } catch {
-      return 0;
-    }
-  };
-  let children: number[] = [];
-  try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    children = [];
-  }
-  return ofPid(pid) + children.reduce((sum, child) => sum + ofPid(child), 0);
-}
 
 const DESTROY_WAIT_MS = 70_000;
 
@@ -75,15 +61,25 @@ async function allDestroyed(pod: PodLab): Promise<number> {
   }
 }
 
-/** Connections made, and attempts: a connect that failed still made (and destroyed) a conntrack entry. */
-async function connections(pod: PodLab): Promise<{ made: number; attempts: number; perSecond: number }> {
+interface Connections {
+  readonly made: number;
+  /** A connect that failed still made (and destroyed) a conntrack entry. */
+  readonly attempts: number;
+  /** Paced starts skipped because all in-flight slots were busy. */
+  readonly behind: number;
+  readonly perSecond: number;
+}
+
+async function connections(pod: PodLab): Promise<Connections> {
+  const paced = flags.rate > 0;
   const run = await pod.lab.run(
     pod.client,
     "taskset",
     [
       ...["-c", "0", process.execPath, "--import", "tsx", "lab/conn-rate.ts", "client"],
       ...["--host", ADDR.external.v4, "--port", String(CONN_PORT), "--seconds", String(flags.seconds)],
-      ...["--concurrency", String(flags.concurrency)],
+      ...["--concurrency", String(paced ? PACED_IN_FLIGHT : flags.concurrency)],
+      ...(paced ? ["--rate", String(flags.rate)] : []),
     ],
     { timeoutMs: 60_000 },
   );
@@ -91,11 +87,13 @@ async function connections(pod: PodLab): Promise<{ made: number; attempts: numbe
   const report = JSON.parse(run.stdout.trim().split("\n").at(-1)!) as {
     connections: number;
     errors: number;
+    behind?: number;
     perSecond: number;
   };
   return {
     made: report.connections,
     attempts: report.connections + report.errors,
+    behind: report.behind ?? 0,
     perSecond: report.perSecond,
   };
 }
@@ -105,20 +103,8 @@ async function iperf(pod: PodLab): Promise<number> {
     pod.client,
     "taskset",
     [
-      ...[
-        "-c",
-        "0",
-        "iperf3",
-        "-c",
-        ADDR.external.v4,
-        "-p",
-        String(IPERF_PORT),
-        "-t",
-        String(flags.seconds),
-        "-O",
-        "1",
-        "-J",
-      ],
+      ...["-c", "0", "iperf3", "-c", ADDR.external.v4, "-p", String(IPERF_PORT)],
+      ...["-t", String(flags.seconds), "-O", "1", "-J"],
     ],
     { timeoutMs: 60_000 },
   );
@@ -128,9 +114,90 @@ async function iperf(pod: PodLab): Promise<number> {
   return bps / 1e9;
 }
 
+/**
+ * Events the kernel dropped on the pod's conntrack sockets, by socket inode:
+ * those subscribed to DESTROY (each a finished connection) and the others (the
+ * close listeners').
+ */
+function netlinkDrops(pod: PodLab): { destroy: Map<string, number>; other: Map<string, number> } {
+  const text = pod.gateway.exec("cat", ["/proc/net/netlink"]);
+  const destroy = destroySocketDrops(text);
+  const other = new Map<string, number>();
+  for (const row of text.trim().split("\n").slice(1)) {
+    // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+    const cells = row.trim().split(/\s+/);
+    if (cells[1] === "12" && !destroy.has(cells[9]!)) other.set(cells[9]!, Number(cells[8]));
+  }
+  return { destroy, other };
+}
+
+/** Drops since `before` on the sockets open now (a socket opened meanwhile counts from 0). */
+const dropsSince = (now: Map<string, number>, before: Map<string, number>): number =>
+  [...now].reduce((sum, [inode, drops]) => sum + drops - (before.get(inode) ?? 0), 0);
+
+/** SIGTERM with no drain, so that the gateway stops its listeners; SIGKILL if it has not exited in 10 s. */
+async function stopGateway(gateway: GatewayProcess): Promise<void> {
+  gateway.signal("SIGTERM");
+  await Promise.race([gateway.exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+  await gateway.kill();
+}
+
+interface FlowCount {
+  /** Distinct connections of the benchmark's client to the connection server. */
+  readonly ours: number;
+  /** Lines for one of those that was already logged. */
+  readonly duplicates: number;
+  /** Lines of any other flow (iperf3's, a previous round's late ones). */
+  readonly others: number;
+}
+
+function countFlows(gateway: GatewayProcess, from: number): FlowCount {
+  const seen = new Set<string>();
+  let duplicates = 0;
+  let others = 0;
+  for (const line of gateway.logs.slice(from)) {
+    if (line.name !== "egress-gateway.flows") continue;
+    const ours =
+      line.clientIp === ADDR.client.v4 &&
+      line.destinationIp === ADDR.external.v4 &&
+      line.destinationPort === CONN_PORT;
+    if (!ours) {
+      others += 1;
+      continue;
+    }
+    const key = `${String(line.conntrackId)}/${String(line.clientPort)}/${String(line.end)}`;
+    if (seen.has(key)) duplicates += 1;
+    seen.add(key);
+  }
+  return { ours: seen.size, duplicates, others };
+}
+
+/** Waits until no flow line came for 2 s (the listeners and the gateway may work through a backlog). */
+async function quietFlows(gateway: GatewayProcess): Promise<void> {
+  const lines = (): number => gateway.logs.length;
+  let last = lines();
+  for (let quiet = 0, waited = 0; quiet < 2_000 && waited < 60_000; waited += 250) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const now = lines();
+    quiet = now === last ? quiet + 250 : 0;
+    last = now;
+  }
+}
+
+interface OnRound {
+  readonly attempts: number;
+  readonly logged: number;
+  readonly lossShare: number;
+  readonly cpuPer1000: number;
+}
+
 async function main(): Promise<number> {
   const what = telemetryOn ? `FLOW_LOGS and TELEMETRY_INTERVAL=${flags["telemetry-interval"]}s` : "FLOW_LOGS";
-  console.log(`flow-logs: gateway with ${what} off vs on, ${flags.rounds} rounds`);
+  const load =
+    flags.rate > 0 ? `paced at ${flags.rate} conn/s` : `${flags.concurrency} connections at a time`;
+  console.log(
+    `flow-logs: gateway with ${what} off vs on, ${flags.rounds} rounds of ${flags.seconds} s, ${load}`,
+  );
   console.log(loadLine());
   sweepCrashedRuns();
   const pod = buildPodLab("fb");
@@ -146,96 +213,106 @@ async function main(): Promise<number> {
     pod.external.sysctl("net.ipv4.tcp_max_tw_buckets", "0");
     pod.routeClientViaGateway(true);
     await pod.lab.startProgram(pod.external, "conn-rate.ts", [
-      "server",
-      "--host",
-      ADDR.external.v4,
-      "--port",
-      String(CONN_PORT),
+      ...["server", "--host", ADDR.external.v4, "--port", String(CONN_PORT)],
     ]);
     pod.lab.spawn(pod.external, "taskset", [
-      "-c",
-      "1",
-      "iperf3",
-      "-s",
-      "-B",
-      ADDR.external.v4,
-      "-p",
-      String(IPERF_PORT),
+      ...["-c", "1", "iperf3", "-s", "-B", ADDR.external.v4, "-p", String(IPERF_PORT)],
     ]);
+    const http: NamespaceHttpClient = await pod.httpClient(pod.gateway);
     await new Promise((resolve) => setTimeout(resolve, 500));
 
     const cps: Record<Side, number[]> = { off: [], on: [] };
     const gbps: Record<Side, number[]> = { off: [], on: [] };
-    const lossShare: number[] = [];
-    const loggedPerSecond: number[] = [];
-    const cpuPer1000: number[] = [];
+    const on: OnRound[] = [];
     for (let round = 0; round < flags.rounds; round++) {
       for (const side of (round % 2 === 0 ? ["off", "on"] : ["on", "off"]) as Side[]) {
         gateway = startGateway(pod, {
-          HEALTH_PORT: "0",
+          HEALTH_PORT: "8080",
+          HEALTH_LISTEN_ADDRESS: "127.0.0.1",
           FLOW_LOGS: side === "on" ? "true" : "false",
           FLOW_LOGS_RATE: "0",
           TELEMETRY_INTERVAL: side === "on" && telemetryOn ? `${flags["telemetry-interval"]}s` : "0s",
+          DRAIN_TIMEOUT: "0s",
         });
         await gateway.waitForLog((l) => l.msg === "gateway started", 15_000);
         await new Promise((resolve) => setTimeout(resolve, 500));
         const pid = gateway.child.pid!;
-        const flowsBefore = gateway.logs.length;
-        const cpuBefore = cpuSeconds(pid);
+        const linesBefore = gateway.logs.length;
+        const netlinkBefore = netlinkDrops(pod);
+        const cpuBefore = cpuSecondsWithChildren(pid);
+        const nodeCpuBefore = cpuSeconds(pid);
         const made = await connections(pod);
         // The last entries expire 1 s after their close, and their DESTROY comes
-        // when the kernel's collector next runs: up to a minute later on a quiet
-        // table. Until the table holds none of them, unlogged is not lost.
-        // On both sides, so that no round's entries are destroyed, and logged, in the next.
+        // when the kernel's collector next runs. Until the table holds none of
+        // them, unlogged is not lost. On both sides, so that no round's entries
+        // are destroyed, and logged, in the next.
         const expiredIn = await allDestroyed(pod);
-        // The listeners and the gateway may still work through a backlog of
-        // events: count once no line came for 2 s.
-        const flowCount = (): number =>
-          gateway!.logs.slice(flowsBefore).filter((l) => l.name === "egress-gateway.flows").length;
-        let logged = flowCount();
-        for (let quiet = 0, waited = 0; quiet < 2_000 && waited < 60_000; waited += 250) {
-          await new Promise((resolve) => setTimeout(resolve, 250));
-          const now = flowCount();
-          quiet = now === logged ? quiet + 250 : 0;
-          logged = now;
+        await quietFlows(gateway);
+        const cpu = cpuSecondsWithChildren(pid) - cpuBefore;
+        const nodeCpu = cpuSeconds(pid) - nodeCpuBefore;
+        const rate = `${fixed(made.perSecond, 0)} conn/s${made.behind > 0 ? ` (${made.behind} starts behind)` : ""}`;
+        let detail = `gateway CPU ${fixed(cpu, 2)} s`;
+        if (side === "on") {
+          const flows = countFlows(gateway, linesBefore);
+          const metrics = await metricsOf(http, METRICS);
+          const counter = (key: string): number => metrics.get(key) ?? NaN;
+          const lossShare = (made.attempts - flows.ours) / made.attempts;
+          const drops = netlinkDrops(pod);
+          on.push({
+            attempts: made.attempts,
+            logged: flows.ours,
+            lossShare,
+            cpuPer1000: (cpu / flows.ours) * 1000 * 100,
+          });
+          detail =
+            `${made.attempts} attempts (${made.made} made), logged ${flows.ours} (lost ${fixed(lossShare * 100, 2)} %; ` +
+            `${flows.duplicates} duplicates, ${flows.others} other flows), table empty after ${fixed(expiredIn / 1000, 1)} s; ` +
+            `overflows ${counter("egress_gateway_flow_log_event_overflows_total")}, ` +
+            `kernel drops: DESTROY ${dropsSince(drops.destroy, netlinkBefore.destroy)}, ` +
+            `close listeners ${dropsSince(drops.other, netlinkBefore.other)}, ` +
+            `rate-limit drops ${counter('egress_gateway_flow_logs_dropped_total{reason="rate_limit"}')}, ` +
+            `unparsable ${counter('egress_gateway_flow_logs_dropped_total{reason="unparsable"}')}, ` +
+            `listener restarts ${counter("egress_gateway_flow_log_listener_restarts_total")}; ` +
+            `CPU gateway+listeners ${fixed(cpu, 2)} s (gateway ${fixed(nodeCpu, 2)} s)`;
         }
-        const cpu = cpuSeconds(pid) - cpuBefore;
         cps[side].push(made.perSecond);
         gbps[side].push(await iperf(pod));
-        if (side === "on") {
-          lossShare.push((made.attempts - logged) / made.attempts);
-          loggedPerSecond.push(logged / flags.seconds);
-          cpuPer1000.push((cpu / logged) * 1000 * 100);
-        }
         console.log(
-          `   round ${round + 1} ${side.padEnd(3)} ${fixed(made.perSecond, 0)} conn/s, ${fixed(gbps[side].at(-1)!, 2)} Gbit/s` +
-            (side === "on"
-              ? `, logged ${logged} of ${made.attempts} attempts (${made.made} made; table empty after ${fixed(expiredIn / 1000, 1)} s), gateway+listeners CPU ${fixed(cpu, 2)} s`
-              : `, gateway CPU ${fixed(cpu, 2)} s`),
+          `   round ${round + 1} ${side.padEnd(3)} ${rate}, ${fixed(gbps[side].at(-1)!, 2)} Gbit/s, ${detail}`,
         );
-        await gateway.kill();
+        await stopGateway(gateway);
         gateway = undefined;
       }
     }
     const ratios = (values: Record<Side, number[]>): number[] => values.on.map((v, i) => v / values.off[i]!);
     const spread = (values: number[], digits: number): string =>
       `${fixed(median(values), digits)} (${fixed(Math.min(...values), digits)}-${fixed(Math.max(...values), digits)})`;
+    const attempts = on.reduce((sum, r) => sum + r.attempts, 0);
+    const logged = on.reduce((sum, r) => sum + r.logged, 0);
     console.log("\nmedian (min-max) over the rounds");
     console.log(
       table([
         ["", "value", "target"],
+        ["new connections/s, off", spread(cps.off, 0), ""],
+        ["new connections/s, on", spread(cps.on, 0), ""],
         ["new connections/s, on / off", spread(ratios(cps), 2), ">= 0.95"],
         ["throughput, on / off", spread(ratios(gbps), 2), ">= 0.95"],
-        ["flow lines logged per second (on)", spread(loggedPerSecond, 0), ""],
         [
           "connections not logged (on)",
-          spread(
-            lossShare.map((x) => x * 100),
+          `${spread(
+            on.map((r) => r.lossShare * 100),
             2,
-          ) + " %",
-          "0 %",
+          )} %; ${attempts - logged} of ${attempts} in all`,
+          "0",
         ],
-        ["CPU per 1,000 flows/s (gateway + listeners)", spread(cpuPer1000, 1) + " % of a core", ""],
+        [
+          "CPU per 1,000 flows/s (gateway + listeners)",
+          spread(
+            on.map((r) => r.cpuPer1000),
+            1,
+          ) + " % of a core",
+          "",
+        ],
       ]),
     );
     console.log(loadLine());

@@ -155,15 +155,50 @@ describe("flow logs through the gateway pod", () => {
     assert.equal(metrics.get("egress_gateway_flow_log_listeners_up"), 3);
   });
 
+  it("logs every connection of a burst that ends at once", async () => {
+    // 150 DESTROY events at once fit in the listener's socket (about 166 at
+    // the host's default buffer) even if it gets no CPU meanwhile.
+    const from = gateway.logs.length;
+    const before = await metricsOf(http, METRICS);
+    const made = await exchanges(pod, ["tcp", "--count", "150"]);
+    deleteEntries(pod);
+    const ports = new Set(made.map((m) => m.localPort));
+    const logged = await linesFor(gateway, from, ports, 20_000);
+    assert.equal(logged, ports.size, `${logged} of ${ports.size} logged`);
+    const after = await metricsOf(http, METRICS);
+    assert.equal(after.get(KERNEL_DROPPED), before.get(KERNEL_DROPPED));
+  });
+
+  it("counts the connections whose events the kernel dropped, and warns", async () => {
+    const listener = destroyListener(pod, gateway);
+    const from = gateway.logs.length;
+    const before = (await metricsOf(http, METRICS)).get(KERNEL_DROPPED) ?? 0;
+    // A listener that gets no CPU: its socket fills and the kernel drops the rest.
+    process.kill(listener, "SIGSTOP");
+    let made: Exchange[];
+    try {
+      made = await exchanges(pod, ["tcp", "--count", "400"]);
+      deleteEntries(pod);
+    } finally {
+      process.kill(listener, "SIGCONT");
+    }
+    const ports = new Set(made.map((m) => m.localPort));
+    const warning = await gateway.waitForLog(
+      (l) => l.msg.startsWith("flow logs:") && (l.kernelDropped as number) > 0,
+      10_000,
+    );
+    assert.match(warning.msg, /finished connections not logged: \d+ dropped by the kernel/);
+    // Every connection is either logged or counted: none is lost silently.
+    const logged = await linesFor(gateway, from, ports, 5_000);
+    const dropped = ((await metricsOf(http, METRICS)).get(KERNEL_DROPPED) ?? 0) - before;
+    assert.ok(dropped > 0 && logged < ports.size, `logged ${logged}, dropped ${dropped}`);
+    assert.ok(logged + dropped >= ports.size, `logged ${logged} + dropped ${dropped} < ${ports.size}`);
+    // The pod's own connections (these /metrics requests) may be among the drops, not many more.
+    assert.ok(logged + dropped <= ports.size + 10, `logged ${logged} + dropped ${dropped}`);
+  });
+
   it("restarts a listener that dies, with backoff, and keeps logging", async () => {
-    const listeners = pod.gateway
-      .exec("pgrep", ["-f", "conntrack -E -e DESTROY"])
-      .trim()
-      .split("\n")
-      .map(Number)
-      .filter((pid) => gateway.child.pid !== undefined && parentOf(pid) === gateway.child.pid);
-    assert.equal(listeners.length, 1, "one DESTROY listener, a child of the gateway");
-    process.kill(listeners[0]!, "SIGKILL");
+    process.kill(destroyListener(pod, gateway), "SIGKILL");
     await gateway.waitForLog((l) => /conntrack event listener exited/.test(l.msg), 5_000);
     await new Promise((resolve) => setTimeout(resolve, 1_500)); // the first backoff is 1 s
     // Deleting the entry is a DESTROY now, where expiry waits for the kernel's
@@ -182,6 +217,57 @@ describe("flow logs through the gateway pod", () => {
     assert.equal(metrics.get("egress_gateway_flow_log_listener_restarts_total"), 1);
   });
 });
+
+const KERNEL_DROPPED = 'egress_gateway_flow_logs_dropped_total{reason="kernel_buffer"}';
+
+/** Deletes the entries toward the peer: their DESTROY events come all at once. */
+function deleteEntries(pod: PodLab): void {
+  try {
+    pod.gateway.exec("conntrack", ["-D", "-p", "tcp", "--dport", String(PEER_PORT)]);
+  } catch {
+    // none left: expired and collected already
+  }
+}
+
+/** Flow lines since `from` for these client ports once their count stops growing (or after timeoutMs). */
+async function linesFor(
+  gateway: GatewayProcess,
+  from: number,
+  ports: ReadonlySet<number>,
+  timeoutMs: number,
+): Promise<number> {
+  const count = (): number =>
+    gateway.logs
+      .slice(from)
+      .filter(
+        (l) =>
+          l.name === "egress-gateway.flows" &&
+          l.destinationPort === PEER_PORT &&
+          ports.has(l.clientPort as number),
+      ).length;
+  const until = performance.now() + timeoutMs;
+  let last = -1;
+  for (let quiet = 0; performance.now() < until && quiet < 1_000;) {
+    const now = count();
+    if (now === ports.size) return now;
+    quiet = now === last ? quiet + 200 : 0;
+    last = now;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return count();
+}
+
+/** The gateway's DESTROY listener (a child of the gateway process). */
+function destroyListener(pod: PodLab, gateway: GatewayProcess): number {
+  const listeners = pod.gateway
+    .exec("pgrep", ["-f", "conntrack -E -e DESTROY"])
+    .trim()
+    .split("\n")
+    .map(Number)
+    .filter((pid) => gateway.child.pid !== undefined && parentOf(pid) === gateway.child.pid);
+  assert.equal(listeners.length, 1, "one DESTROY listener, a child of the gateway");
+  return listeners[0]!;
+}
 
 /** `conntrack -D` for the client's port: exit 1 when the entry is already gone is fine. */
 function deleteEntry(pod: PodLab, clientPort: number): void {

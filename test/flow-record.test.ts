@@ -2,8 +2,9 @@
 // them, parsed into flow records; the token bucket of FLOW_LOGS_RATE.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseConntrackLine, parseCtime } from "../src/flows/conntrack-event.js";
+import { parseCloseEvent, parseConntrackLine, parseCtime } from "../src/flows/conntrack-event.js";
 import { isLive } from "../src/flows/conntrack-table.js";
+import { DestroyDrops, destroySocketDrops } from "../src/flows/netlink-drops.js";
 import { flowRecord, isForwarded } from "../src/flows/record.js";
 import { TokenBucket } from "../src/flows/token-bucket.js";
 
@@ -117,6 +118,44 @@ describe("flow records", () => {
     assert.equal(isLive(parseConntrackLine(IPV6_ESTABLISHED)!), true);
     assert.equal(isLive(parseConntrackLine(EXPIRED_TCP)!), false);
     assert.equal(isLive(parseConntrackLine(REMOVED_UDP)!), true);
+  });
+});
+
+describe("close events", () => {
+  it("reads the time and the entry's id of a TCP close, and nothing from a line without an id", () => {
+    const close =
+      "[1796576174.250112]\t[UPDATE] ipv4     2 tcp      6 120 TIME_WAIT src=198.51.100.10 dst=203.0.113.10 sport=59738 dport=8000 src=203.0.113.10 dst=203.0.113.2 sport=8000 dport=38054 [ASSURED] id=936170315";
+    assert.deepEqual(parseCloseEvent(close), { at: 1796576174250.112, id: 936170315 });
+    assert.deepEqual(parseCloseEvent(EXPIRED_TCP), { at: 1796576176300.037, id: 936170315 });
+    assert.equal(
+      parseCloseEvent("conntrack v1.4.7 (conntrack-tools): 0 flow events have been shown."),
+      undefined,
+    );
+  });
+});
+
+// /proc/net/netlink as this kernel prints it: a DESTROY listener (group 4), a
+// close listener (group 2), a query socket, and an rtnetlink socket with drops.
+const NETLINK = `sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode
+00000000f2c23762 12  4232512896 00000004 212480   0        0     2        834      9549712
+0000000012345678 12  3232512896 00000002 0        0        0     2        17       9549713
+000000005ffa3e63 12  14243      00000000 0        0        0     2        0        9549711
+00000000203b7ff8 0   0          00000551 0        0        0     2        99       9549650
+`;
+
+describe("kernel drops of DESTROY events", () => {
+  it("reads the drops of conntrack sockets subscribed to DESTROY only", () => {
+    assert.deepEqual([...destroySocketDrops(NETLINK)], [["9549712", 834]]);
+  });
+
+  it("keeps the drops of a listener's socket after it is gone, and adds its successor's", () => {
+    let text = NETLINK;
+    const drops = new DestroyDrops(() => text);
+    assert.equal(drops.total(), 834);
+    text = NETLINK.replace("9549712", "9549800").replace(" 834 ", " 5   ");
+    assert.equal(drops.total(), 839);
+    text = NETLINK.replace("9549712", "9549800").replace(" 834 ", " 7   ");
+    assert.equal(drops.total(), 841);
   });
 });
 

@@ -123,3 +123,22 @@ export function parseCtime(text: string): number | undefined {
   if (month === -1) return undefined;
   return Date.UTC(Number(m[6]), month, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]));
 }
+
+const HEAD_TIME = /^\[(\d+)\.(\d+)\]/;
+const ENTRY_ID = / id=(\d+)/;
+
+/**
+ * A TCP close event (`-p tcp`, UPDATE to TIME_WAIT or CLOSE) read for its two
+ * facts only, the event's time and the entry's id: the close listeners get a
+ * line per closing connection, and the full parse is for DESTROY's counters.
+ * (A TCP tuple has no `id=` of its own, so the first one is the entry's.)
+ */
+export function parseCloseEvent(line: string): { at: number | undefined; id: number } | undefined {
+  const id = ENTRY_ID.exec(line);
+  if (id === null) return undefined;
+  const head = HEAD_TIME.exec(line);
+  return {
+    at: head === null ? undefined : Number(head[1]) * 1000 + Number(head[2]) / 1000,
+    id: Number(id[1]),
+  };
+}

@@ -24,6 +24,17 @@ export interface EventStreamOptions {
   readonly command?: string;
 }
 
+// The kernel's conntrack collector destroys expired entries about a second's
+// worth at a time, and the listener's socket holds only ~166 events (see
+// netlink-drops.ts): lines are taken off conntrack's stdout as fast as they
+// come and handled in slices, so that a burst waits in memory here instead of
+// stalling conntrack on a full stdout while the kernel drops what follows.
+// Past MAX_QUEUED lines (a backlog that is not a burst any more) reading
+// pauses, and what the kernel then drops is counted there.
+const SLICE = 256;
+const MAX_QUEUED = 50_000;
+const COMPACT_AT = 4_096;
+
 const FIRST_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 30_000;
 const STABLE_MS = 60_000;
@@ -33,6 +44,9 @@ export class EventStream {
   private restart: Timer | undefined;
   private backoffMs = FIRST_BACKOFF_MS;
   private stopped = false;
+  private readonly queued: string[] = [];
+  private head = 0;
+  private draining = false;
   /** Times the child had to be started again. */
   restarts = 0;
 
@@ -55,7 +69,14 @@ export class EventStream {
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.child = child;
-    createInterface({ input: child.stdout }).on("line", this.options.onLine);
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      this.queued.push(line);
+      if (this.queued.length - this.head >= MAX_QUEUED) child.stdout.pause();
+      if (!this.draining) {
+        this.draining = true;
+        setImmediate(() => this.drain());
+      }
+    });
     const stderr: string[] = [];
     createInterface({ input: child.stderr }).on("line", (line) => {
       if (line.includes("ENOBUFS")) this.options.onOverflow();
@@ -83,6 +104,19 @@ export class EventStream {
       ended(`cannot start (${error.message}; the image needs the conntrack package)`);
     });
     child.once("close", (code, signal) => ended(`exited (${signal ?? code})`));
+  }
+
+  /** Handles one slice of the queued lines, then lets the event loop read more before the next. */
+  private drain(): void {
+    const end = Math.min(this.queued.length, this.head + SLICE);
+    for (; this.head < end; this.head++) this.options.onLine(this.queued[this.head]!);
+    if (this.head === this.queued.length || this.head >= COMPACT_AT) {
+      this.queued.splice(0, this.head);
+      this.head = 0;
+    }
+    if (this.queued.length < MAX_QUEUED / 2) this.child?.stdout?.resume();
+    if (this.queued.length === 0) this.draining = false;
+    else setImmediate(() => this.drain());
   }
 
   stop(): void {

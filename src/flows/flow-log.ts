@@ -6,14 +6,16 @@
 // moment the connection really ended comes from a second and third listener,
 // filtered in the kernel to TCP entries entering TIME_WAIT or CLOSE; their
 // times wait in `closes` until the DESTROY of the same entry (conntrack id).
-import type { Clock } from "../clock.js";
-import { parseConntrackLine } from "./conntrack-event.js";
+import type { Clock, Timer } from "../clock.js";
+import { parseCloseEvent, parseConntrackLine } from "./conntrack-event.js";
 import { isLive, listTranslated } from "./conntrack-table.js";
 import { EventStream, type EventStreamLog } from "./event-stream.js";
+import { DestroyDrops } from "./netlink-drops.js";
 import { flowRecord, isForwarded, type FlowRecord } from "./record.js";
 import { TokenBucket } from "./token-bucket.js";
 
-export type DropReason = "rate_limit" | "unparsable";
+/** `kernel_buffer`: the kernel dropped the DESTROY event (the listener's socket was full). */
+export type DropReason = "rate_limit" | "unparsable" | "kernel_buffer";
 
 export interface FlowLogCounters {
   readonly logged: number;
@@ -39,11 +41,14 @@ export interface FlowLogOptions {
   readonly log: EventStreamLog;
   /** The conntrack program (tests). */
   readonly command?: string;
+  /** /proc/net/netlink of the pod's namespace, for the kernel's drop counts (tests). */
+  readonly readNetlink?: () => string;
 }
 
-// 8 MiB of socket buffer absorbs a burst of a few tens of thousands of events
-// while Node is busy; the kernel only charges what is queued.
-const BUFFER = ["--buffer-size", String(8 * 1024 * 1024)];
+// No --buffer-size: conntrack 1.4.7 applies it to its query socket, not to the
+// event socket (strace: SO_RCVBUFFORCE on the socket bound to no group), so the
+// listeners read with the host's net.core.rmem_default, which a pod cannot
+// change. What that loses is counted (netlink-drops.ts).
 // Only translated entries: the pod's own probes and health answers never reach Node.
 const SNAT_ONLY = ["--src-nat"];
 const OUTPUT = ["-o", "timestamp,extended,id,ktimestamp"];
@@ -53,6 +58,15 @@ const CLOSED_STATES = ["TIME_WAIT", "CLOSE"] as const;
 // size here, and far longer than TIME_WAIT.
 const MAX_PENDING_CLOSES = 262_144;
 const PENDING_CLOSE_MS = 600_000; // 10 min
+/** At most one warning line about lost flows per this long; the counters have every one. */
+const LOSS_REPORT_MS = 60_000; // 1 min
+const LOSS_SETTLE_MS = 1_000; // 1 s
+
+interface LossCounts {
+  readonly kernel: number;
+  readonly rateLimited: number;
+  readonly overflows: number;
+}
 
 export class FlowLog {
   private readonly closes = new Map<number, number>();
@@ -60,10 +74,18 @@ export class FlowLog {
   private readonly bucket: TokenBucket | undefined;
   private readonly pod: ReadonlySet<string>;
   private logged = 0;
-  private readonly dropped: Record<DropReason, number> = { rate_limit: 0, unparsable: 0 };
+  private readonly dropped: Record<Exclude<DropReason, "kernel_buffer">, number> = {
+    rate_limit: 0,
+    unparsable: 0,
+  };
   private overflows = 0;
+  private readonly destroyDrops: DestroyDrops;
+  private reported: LossCounts = { kernel: 0, rateLimited: 0, overflows: 0 };
+  private reportedAt: number | undefined;
+  private lossReport: Timer | undefined;
 
   constructor(private readonly options: FlowLogOptions) {
+    this.destroyDrops = new DestroyDrops(options.readNetlink);
     this.pod = new Set(options.podAddresses);
     const { clock, log, command } = options;
     this.bucket =
@@ -72,10 +94,11 @@ export class FlowLog {
         : undefined;
     const onOverflow = (): void => {
       this.overflows += 1;
+      this.noteLoss();
     };
     this.streams = [
       new EventStream({
-        args: ["-E", "-e", "DESTROY", ...SNAT_ONLY, ...OUTPUT, ...BUFFER],
+        args: ["-E", "-e", "DESTROY", ...SNAT_ONLY, ...OUTPUT],
         onLine: (line) => this.finished(line),
         onOverflow,
         clock,
@@ -85,7 +108,7 @@ export class FlowLog {
       ...CLOSED_STATES.map(
         (state) =>
           new EventStream({
-            args: ["-E", "-e", "UPDATE", "-p", "tcp", "--state", state, ...SNAT_ONLY, ...OUTPUT, ...BUFFER],
+            args: ["-E", "-e", "UPDATE", "-p", "tcp", "--state", state, ...SNAT_ONLY, ...OUTPUT],
             onLine: (line) => this.closed(line),
             onOverflow,
             clock,
@@ -120,12 +143,14 @@ export class FlowLog {
       const record = flowRecord(entry, closedAt ?? now, now);
       this.emit(isLive(entry) ? { ...record, open: true } : record);
     }
+    this.lossReport?.cancel();
+    this.reportLoss();
   }
 
   counters(): FlowLogCounters {
     return {
       logged: this.logged,
-      dropped: { ...this.dropped },
+      dropped: { ...this.dropped, kernel_buffer: this.destroyDrops.total() },
       overflows: this.overflows,
       restarts: this.streams.reduce((sum, s) => sum + s.restarts, 0),
       listenersUp: this.streams.filter((s) => s.running).length,
@@ -134,8 +159,8 @@ export class FlowLog {
   }
 
   private closed(line: string): void {
-    const event = parseConntrackLine(line);
-    if (event?.id === undefined || this.closes.has(event.id)) return;
+    const event = parseCloseEvent(line);
+    if (event === undefined || this.closes.has(event.id)) return;
     const at = event.at ?? this.options.wallClock();
     for (const [id, time] of this.closes) {
       if (this.closes.size < MAX_PENDING_CLOSES && at - time < PENDING_CLOSE_MS) break;
@@ -159,9 +184,48 @@ export class FlowLog {
   private emit(record: FlowRecord): void {
     if (this.bucket !== undefined && !this.bucket.take(this.options.clock.now())) {
       this.dropped.rate_limit += 1;
+      this.noteLoss();
       return;
     }
     this.logged += 1;
     this.options.write(record);
+  }
+
+  /** A loss happened: warn now, or once the last warning is a minute old, with what was lost meanwhile. */
+  private noteLoss(): void {
+    if (this.lossReport !== undefined) return;
+    const { clock } = this.options;
+    const wait = this.reportedAt === undefined ? 0 : this.reportedAt + LOSS_REPORT_MS - clock.now();
+    // Even "now" waits a moment: the kernel counts a burst's drops before
+    // conntrack reports ENOBUFS, but the burst may not be over.
+    this.lossReport = clock.setTimer(Math.max(LOSS_SETTLE_MS, wait), () => {
+      this.lossReport = undefined;
+      this.reportLoss();
+    });
+  }
+
+  private reportLoss(): void {
+    const now: LossCounts = {
+      kernel: this.destroyDrops.total(),
+      rateLimited: this.dropped.rate_limit,
+      overflows: this.overflows,
+    };
+    const kernelDropped = now.kernel - this.reported.kernel;
+    const rateLimited = now.rateLimited - this.reported.rateLimited;
+    const eventOverflows = now.overflows - this.reported.overflows;
+    if (kernelDropped + rateLimited + eventOverflows === 0) return;
+    this.reported = now;
+    this.reportedAt = this.options.clock.now();
+    const lost = kernelDropped + rateLimited;
+    const why = [
+      kernelDropped > 0 ? `${kernelDropped} dropped by the kernel (the listener fell behind)` : undefined,
+      rateLimited > 0 ? `${rateLimited} over FLOW_LOGS_RATE` : undefined,
+    ].filter((part) => part !== undefined);
+    this.options.log.warn(
+      { kernelDropped, rateLimited, eventOverflows },
+      lost > 0
+        ? `flow logs: ${lost} finished connections not logged: ${why.join(", ")}`
+        : "flow logs: the kernel dropped TCP close events (a listener fell behind): those connections end when their entry was destroyed",
+    );
   }
 }
