@@ -3,9 +3,10 @@
 //
 // The kernel reports a connection's counters only when it drops the entry
 // (DESTROY), and for TCP that is after TIME_WAIT (120 s) or CLOSE (10 s). The
-// moment the connection really ended comes from a second and third listener,
-// filtered in the kernel to TCP entries entering TIME_WAIT or CLOSE; their
-// times wait in `closes` until the DESTROY of the same entry (conntrack id).
+// moment the connection really ended comes from a second and third listener
+// of UPDATE events, which conntrack (in user space: 1.4.7 attaches no kernel
+// filter) narrows to TCP entries entering TIME_WAIT or CLOSE; their times wait
+// in `closes` until the DESTROY of the same entry (conntrack id).
 import type { Clock, Timer } from "../clock.js";
 import { parseCloseEvent, parseConntrackLine } from "./conntrack-event.js";
 import { isLive, listTranslated } from "./conntrack-table.js";
