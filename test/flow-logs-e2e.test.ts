@@ -193,8 +193,10 @@ describe("flow logs through the gateway pod", () => {
     const dropped = ((await metricsOf(http, METRICS)).get(KERNEL_DROPPED) ?? 0) - before;
     assert.ok(dropped > 0 && logged < ports.size, `logged ${logged}, dropped ${dropped}`);
     assert.ok(logged + dropped >= ports.size, `logged ${logged} + dropped ${dropped} < ${ports.size}`);
-    // The pod's own connections (these /metrics requests) may be among the drops, not many more.
-    assert.ok(logged + dropped <= ports.size + 10, `logged ${logged} + dropped ${dropped}`);
+    // The pod's own connections (its HTTP probe every 200 ms, these /metrics
+    // requests) may be among the drops while the listener is frozen; the close
+    // listeners' drops (several a connection) must not be.
+    assert.ok(logged + dropped <= ports.size + 100, `logged ${logged} + dropped ${dropped}`);
   });
 
   it("restarts a listener that dies, with backoff, and keeps logging", async () => {
