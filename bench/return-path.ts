@@ -17,12 +17,12 @@ import { formatIpv4, parseIpv4 } from "../src/ip/ipv4.js";
 import { createReturnPath, type ReturnPath } from "../src/dataplane/return-path.js";
 import { runCommand } from "../src/exec/run-command.js";
 import { Readiness } from "../src/readiness/readiness.js";
-import type { KeptRoute, Route, RouteSnapshot } from "../src/sync/types.js";
+import type { KeptRoute, Route, RouteFeed, RouteView } from "../src/sync/types.js";
 import { RunLab } from "../lab/run-lab.js";
 import { sweepCrashedRuns } from "../lab/sweep.js";
 import type { Namespace } from "../lab/netns.js";
 import { cleanupOnSignal, fixed, integerFlags, loadLine, median, table, verdict } from "./support/report.js";
-import { NO_ROUTE_TYPES, routeOf } from "../lab/routes.js";
+import { NO_ROUTE_TYPES, routeOf, wholeView } from "../lab/routes.js";
 
 const flags = integerFlags({ rounds: 3, changes: 40, nodes: 1000, "per-node": 10 });
 const VNI = 4097;
@@ -37,7 +37,7 @@ const route = (dst: string, fields: Partial<Route>): KeptRoute =>
   routeOf(dst, { natOutgoing: true, ...fields });
 
 interface Fleet {
-  readonly snapshot: RouteSnapshot;
+  readonly snapshot: RouteView;
   readonly ipLines: string[];
   readonly bridgeLines: string[];
 }
@@ -130,6 +130,12 @@ function startPath(pod: Namespace): ReturnPath {
   });
 }
 
+/** The feed of one route message: only `dst` changed in `view`, as the route store says it. */
+const oneChange = (view: RouteView, dst: string): RouteFeed => ({
+  view,
+  takeChanges: () => ({ full: false, dsts: new Set([dst]) }),
+});
+
 async function ourRouteCount(pod: Namespace): Promise<number> {
   const result = await runCommand(["ip", "-n", pod.name, "-4", "route", "show", "proto", "0x45"]);
   return result.stdout.split("\n").filter(Boolean).length;
@@ -173,7 +179,7 @@ async function main(): Promise<void> {
           );
         } else {
           const path = startPath(pod);
-          ours.push((await timed(() => (path.update(() => snapshot), settled(path, 0)))).ms);
+          ours.push((await timed(() => (path.update(wholeView(snapshot)), settled(path, 0)))).ms);
           await path.stop();
         }
         const count = await ourRouteCount(pod);
@@ -185,14 +191,14 @@ async function main(): Promise<void> {
     // 2. One change at a time after convergence: add a /32 to node 0, then take it away again.
     reset(pod);
     const path = startPath(pod);
-    path.update(() => snapshot);
+    path.update(wholeView(snapshot));
     await settled(path, 0);
     const extra = route("198.19.200.1/32", {
       types: { ...NO_ROUTE_TYPES, remoteWorkload: true },
       dstNodeName: "node-0",
       dstNodeIp: formatIpv4(NODES_BASE),
     });
-    const withExtra: RouteSnapshot = {
+    const withExtra: RouteView = {
       ...snapshot,
       remoteWorkloads: new Map([...snapshot.remoteWorkloads, [extra.dst, extra]]),
     };
@@ -200,7 +206,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < flags.changes; i++) {
       const before = path.state().passes;
       const next = i % 2 === 0 ? withExtra : snapshot;
-      change.push((await timed(() => (path.update(() => next), settled(path, before)))).ms);
+      change.push((await timed(() => (path.update(oneChange(next, extra.dst)), settled(path, before)))).ms);
       if (path.state().lastChanges !== 1) throw new Error(`change ${i}: ${path.state().lastChanges} changes`);
     }
     const resync: number[] = [];

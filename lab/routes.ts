@@ -1,8 +1,15 @@
 // Route fixtures for tests, labs and benchmarks: a decoded Route with every
 // field at its "absent" value, so that a fixture names only what matters, kept
-// (addresses parsed) the way the route store keeps it.
+// (addresses parsed) the way the route store keeps it; and route feeds for the
+// return path without a route store.
 import { checkRoute } from "../src/sync/route-check.js";
-import { NO_ROUTE_TYPES, type KeptRoute, type Route } from "../src/sync/types.js";
+import {
+  NO_ROUTE_TYPES,
+  type KeptRoute,
+  type Route,
+  type RouteFeed,
+  type RouteView,
+} from "../src/sync/types.js";
 
 export { NO_ROUTE_TYPES };
 
@@ -26,3 +33,9 @@ export function routeOf(dst: string, fields: Partial<Route> = {}): KeptRoute {
   if (!checked.ok) throw new Error(`route fixture ${dst}: ${checked.detail}`);
   return checked.route;
 }
+
+/** A feed that hands the return path `view` as a whole new view (as at an InSync): compared in full. */
+export const wholeView = (view: RouteView): RouteFeed => ({
+  view,
+  takeChanges: () => ({ full: true, dsts: new Set() }),
+});

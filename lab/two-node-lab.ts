@@ -17,7 +17,7 @@
 // client node's block: only the exit route keeps them out of vxlan0. The gateway
 // node routes only the client node's own addresses, not the client pod's block,
 // so that the programmed return path is the only way back to the client.
-import type { KeptRoute, RouteSnapshot, Route, TunnelType } from "../src/sync/types.js";
+import type { KeptRoute, RouteView, Route, TunnelType } from "../src/sync/types.js";
 import { nodeMac, vxlanMac } from "../src/pod-network/mac.js";
 import { runCommand } from "../src/exec/run-command.js";
 import { startGatewayProcess, type GatewayProcess } from "./gateway-process.js";
@@ -89,7 +89,7 @@ export interface TwoNodeLab {
    */
   clientSendsFrom(from: SendFrom): void;
   /** What the route store holds on the gateway's node for this lab (tunnel: the client node's VXLAN tunnel). */
-  snapshot(options?: { readonly tunnel?: boolean }): RouteSnapshot;
+  snapshot(options?: { readonly tunnel?: boolean }): RouteView;
   /** Starts lab/peer-echo.ts on the external host; resolves with its URL once it listens. */
   startPeerEcho(port?: number): Promise<string>;
   httpClient(ns: Namespace): Promise<NamespaceHttpClient>;
@@ -310,7 +310,7 @@ const labRoute = (dst: string, fields: Partial<Route>): KeptRoute =>
   routeOf(dst, { natOutgoing: true, ...fields });
 
 /** The routes the node agent would send the gateway in this lab, as the route store keeps them. */
-function labSnapshot(tunnel: boolean): RouteSnapshot {
+function labSnapshot(tunnel: boolean): RouteView {
   const { clientNode, gatewayNode } = TWO_NODE;
   const types = NO_ROUTE_TYPES;
   const ours = labRoute(TWO_NODE.gatewayPod.block, {

@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { desiredState, type DesiredInput } from "../src/dataplane/desired.js";
 import { changeCount, diff } from "../src/dataplane/diff.js";
 import type { DesiredState } from "../src/dataplane/types.js";
-import type { KeptRoute, PoolType, Route, RouteSnapshot, TunnelType } from "../src/sync/types.js";
+import type { KeptRoute, PoolType, Route, RouteView, TunnelType } from "../src/sync/types.js";
 import { NO_ROUTE_TYPES, routeOf } from "../lab/routes.js";
 import { NODE_MAC } from "./helpers/node-macs.js";
 
@@ -46,11 +46,7 @@ const tunnel = (
     ...fields,
   });
 
-function snapshot(parts: {
-  ours?: KeptRoute;
-  tunnels?: KeptRoute[];
-  workloads?: KeptRoute[];
-}): RouteSnapshot {
+function snapshot(parts: { ours?: KeptRoute; tunnels?: KeptRoute[]; workloads?: KeptRoute[] }): RouteView {
   return {
     ourRoute: parts.ours,
     tunnels: new Map((parts.tunnels ?? []).map((r) => [r.dst, r])),
@@ -58,8 +54,8 @@ function snapshot(parts: {
   };
 }
 
-const desired = (snap: RouteSnapshot, input: Partial<DesiredInput> = {}): DesiredState =>
-  desiredState({ snapshot: snap, vni: VNI, podGateway: POD_GATEWAY, ...input });
+const desired = (snap: RouteView, input: Partial<DesiredInput> = {}): DesiredState =>
+  desiredState({ view: snap, vni: VNI, podGateway: POD_GATEWAY, ...input });
 
 /** Where each node MAC's VXLAN packets go. */
 const fdbOf = (state: DesiredState): Record<string, string> =>

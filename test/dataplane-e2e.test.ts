@@ -11,6 +11,7 @@ import { systemClock } from "../src/clock.js";
 import { createReturnPath, type ReturnPath } from "../src/dataplane/return-path.js";
 import { Readiness } from "../src/readiness/readiness.js";
 import { capture as captureIn } from "../lab/capture.js";
+import { wholeView } from "../lab/routes.js";
 import { buildTwoNodeLab, TWO_NODE, VNI, type TwoNodeLab } from "../lab/two-node-lab.js";
 import type { NamespaceHttpClient } from "../lab/namespace-http.js";
 import { ensureInitBuilt } from "./helpers/init-lab.js";
@@ -63,7 +64,7 @@ describe("return path through the two-node VXLAN lab", () => {
   });
 
   it("programmed: the host sees the gateway's address; answers go back in vxlan0 to the tunnel address", async () => {
-    path.update(() => lab.snapshot({ tunnel: true }));
+    path.update(wholeView(lab.snapshot({ tunnel: true })));
     await waitFor("return path ready", () => path.state().ready);
     assert.equal(path.state().exitRoutes, 1);
     const inner = await capture(lab.gatewayPod, "vxlan0", `tcp and src host ${TWO_NODE.external.ip}`);
@@ -100,7 +101,7 @@ describe("return path through the two-node VXLAN lab", () => {
     await assert.rejects(client.text(url, 1_000));
 
     const before = path.state().passes;
-    path.update(() => lab.snapshot({ tunnel: false }));
+    path.update(wholeView(lab.snapshot({ tunnel: false })));
     await waitFor("second pass", () => path.state().passes > before && !path.state().pending);
     assert.equal(path.state().exitRoutes, 0);
     assert.equal(lab.gatewayPod.ip("route", "show", "dev", "eth0", "proto", "0x45").trim(), "");

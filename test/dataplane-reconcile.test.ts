@@ -16,9 +16,9 @@ import {
 import { nodeMac } from "../src/pod-network/mac.js";
 import { createReturnPath, type DataplaneLog, type ReturnPath } from "../src/dataplane/return-path.js";
 import { Readiness } from "../src/readiness/readiness.js";
-import type { KeptRoute, RouteSnapshot } from "../src/sync/types.js";
+import type { KeptRoute, RouteView } from "../src/sync/types.js";
 import { Lab, type Namespace } from "../lab/netns.js";
-import { routeOf } from "../lab/routes.js";
+import { routeOf, wholeView } from "../lab/routes.js";
 
 const OUR_IP = "198.51.100.66";
 const POD_GATEWAY = "198.18.255.1";
@@ -33,7 +33,7 @@ const OUR_ROUTE = route("198.51.100.64/26", {
 });
 
 /** `nodes` remote nodes, node i at 198.18.1.i with a VXLAN tunnel 198.19.i.1 and `perNode` /28 blocks in 198.19.i.0/24. */
-function snapshot(nodes: number, perNode = 2, extra: KeptRoute[] = []): RouteSnapshot {
+function snapshot(nodes: number, perNode = 2, extra: KeptRoute[] = []): RouteView {
   const tunnels: KeptRoute[] = [];
   const workloads: KeptRoute[] = [...extra];
   for (let i = 1; i <= nodes; i++) {
@@ -132,9 +132,9 @@ describe("return-path reconcile in a pod namespace", () => {
   it("converges to the desired state, then a second pass (also reading back) changes nothing", async () => {
     const { path, dataplane } = start();
     const snap = snapshot(3);
-    path.update(() => snap);
+    path.update(wholeView(snap));
     await waitFor("ready", () => path.state().ready);
-    const want = desiredState({ snapshot: snap, vni: VNI, podGateway: POD_GATEWAY });
+    const want = desiredState({ view: snap, vni: VNI, podGateway: POD_GATEWAY });
     const { owned: have, podGateway } = await owned();
     assert.equal(podGateway, POD_GATEWAY);
     assert.deepEqual(sorted(have.neighbours), sorted(want.neighbours));
@@ -145,7 +145,7 @@ describe("return-path reconcile in a pod namespace", () => {
     assert.equal(dataplane().ready, true);
     assert.equal(dataplane().detail, "6 return routes to 3 nodes");
 
-    path.update(() => snap);
+    path.update(wholeView(snap));
     await waitFor("second pass", () => path.state().passes === 2);
     assert.equal(path.state().lastChanges, 0);
     path.resync();
@@ -201,9 +201,9 @@ describe("return-path reconcile in a pod namespace", () => {
     pod.ip("route", "replace", "203.0.113.0/24", "via", POD_GATEWAY, "dev", "eth0", "onlink");
 
     const { path } = start();
-    path.update(() => snapshot(3));
+    path.update(wholeView(snapshot(3)));
     await waitFor("ready", () => path.state().ready);
-    path.update(() => snapshot(1));
+    path.update(wholeView(snapshot(1)));
     await waitFor("removal pass", () => path.state().passes === 2);
     // Two nodes leave: 4 routes, 2 exit routes, 2 neighbours, 2 FDB entries.
     assert.equal(path.state().lastChanges, 10);
@@ -216,7 +216,7 @@ describe("return-path reconcile in a pod namespace", () => {
       [nodeMac("node1")],
     );
 
-    path.update(() => ({ ourRoute: OUR_ROUTE, tunnels: new Map(), remoteWorkloads: new Map() }));
+    path.update(wholeView({ ourRoute: OUR_ROUTE, tunnels: new Map(), remoteWorkloads: new Map() }));
     await waitFor("emptying pass", () => path.state().passes === 4);
     assert.deepEqual((await owned()).owned, { neighbours: [], fdb: [], routes: [] });
     assert.ok(path.state().ready, "ready with nothing to program");
@@ -231,7 +231,7 @@ describe("return-path reconcile in a pod namespace", () => {
   it("takes over a foreign route that sits on a destination it needs", async () => {
     pod.ip("route", "replace", "198.19.1.0/28", "via", "198.18.9.9", "dev", "vxlan0", "onlink");
     const { path } = start();
-    path.update(() => snapshot(1));
+    path.update(wholeView(snapshot(1)));
     await waitFor("ready", () => path.state().ready);
     assert.match(pod.ip("route", "show", "198.19.1.0/28"), /via 198\.18\.1\.1 dev vxlan0 proto 69 onlink/);
     await path.stop();
@@ -241,7 +241,7 @@ describe("return-path reconcile in a pod namespace", () => {
     pod.ip("link", "del", "vxlan0");
     const { path, log, dataplane } = start({ backoffInitialMs: 20, backoffMaxMs: 160 });
     const started = performance.now();
-    path.update(() => snapshot(2));
+    path.update(wholeView(snapshot(2)));
     await waitFor("5 failures", () => path.state().failures >= 5);
     const elapsed = performance.now() - started;
     assert.equal(path.state().ready, false);
@@ -269,7 +269,7 @@ describe("return-path reconcile in a pod namespace", () => {
   it("coalesces a burst of 100 updates into a few passes; the last snapshot wins", async () => {
     const { path } = start();
     for (let i = 1; i <= 100; i++) {
-      path.update(() => snapshot(i, 1));
+      path.update(wholeView(snapshot(i, 1)));
       if (i % 10 === 0) await new Promise((resolve) => setImmediate(resolve));
     }
     await waitFor(

@@ -8,9 +8,9 @@ import { describe, it } from "node:test";
 import type { CommandResult } from "../src/exec/run-command.js";
 import { createReturnPath, type DataplaneLog } from "../src/dataplane/return-path.js";
 import { Readiness } from "../src/readiness/readiness.js";
-import type { KeptRoute, Route, RouteSnapshot } from "../src/sync/types.js";
+import type { KeptRoute, Route, RouteView } from "../src/sync/types.js";
 import { FakeClock } from "./helpers/fake-clock.js";
-import { NO_ROUTE_TYPES, routeOf } from "../lab/routes.js";
+import { NO_ROUTE_TYPES, routeOf, wholeView } from "../lab/routes.js";
 
 const OUR_IP = "198.51.100.66";
 
@@ -18,7 +18,7 @@ const route = (dst: string, fields: Partial<Route>): KeptRoute =>
   routeOf(dst, { types: { ...NO_ROUTE_TYPES, remoteWorkload: true }, ...fields });
 
 /** Snapshot number `n`: node `node<n>` with one block, so each snapshot programs something new. */
-function snapshot(n: number): RouteSnapshot {
+function snapshot(n: number): RouteView {
   const workload = route(`198.19.${n}.0/28`, { dstNodeName: `node${n}`, dstNodeIp: `198.18.1.${n}` });
   return {
     ourRoute: route("198.51.100.64/26", { dstNodeName: "gw-node", localWorkload: true }),
@@ -83,7 +83,7 @@ const ipBatches = (kernel: ScriptedKernel): string[] =>
 describe("return-path scheduling", () => {
   it("a synchronous burst of 100 updates is one pass, with the last snapshot", async () => {
     const { clock, kernel, path } = setup();
-    for (let n = 1; n <= 100; n++) path.update(() => snapshot(n));
+    for (let n = 1; n <= 100; n++) path.update(wholeView(snapshot(n)));
     await clock.advanceAsync(5);
     assert.equal(path.state().passes, 1);
     assert.match(ipBatches(kernel)[0] ?? "", /198\.19\.100\.0\/28/);
@@ -93,9 +93,9 @@ describe("return-path scheduling", () => {
   it("updates during a running pass make one more pass, 250 ms after it, with the latest snapshot", async () => {
     const { clock, kernel, path } = setup();
     kernel.hold = true;
-    path.update(() => snapshot(1));
+    path.update(wholeView(snapshot(1)));
     await clock.advanceAsync(5);
-    for (let n = 2; n <= 50; n++) path.update(() => snapshot(n));
+    for (let n = 2; n <= 50; n++) path.update(wholeView(snapshot(n)));
     await clock.advanceAsync(5);
     assert.equal(path.state().passes, 0, "the first pass is still running");
     kernel.release();
@@ -112,7 +112,7 @@ describe("return-path scheduling", () => {
   it("a failing kernel: not ready, retries at 100, 200, 400 ms ... capped at 10 s, then recovers", async () => {
     const { clock, kernel, path, warnings, dataplane } = setup();
     kernel.failing = 'Cannot find device "vxlan0"';
-    path.update(() => snapshot(1));
+    path.update(wholeView(snapshot(1)));
     await clock.advanceAsync(1);
     assert.equal(path.state().failures, 1);
     assert.match(dataplane().detail, /EGW_ERR_DATAPLANE_READ_FAILED.*vxlan0.*retry in 100ms/);
@@ -140,7 +140,7 @@ describe("return-path scheduling", () => {
       "Error: Nexthop has invalid gateway.",
       "Command failed -:3",
     ].join("\n");
-    path.update(() => snapshot(1));
+    path.update(wholeView(snapshot(1)));
     await clock.advanceAsync(5);
     assert.deepEqual(warnings, ["return-path reconcile failed; retrying"]);
     assert.equal(
@@ -155,12 +155,12 @@ describe("return-path scheduling", () => {
 
   it("without our local-workload route: the kernel is left as it is, not ready, until the route comes", async () => {
     const { clock, kernel, path, dataplane } = setup();
-    path.update(() => snapshot(1));
+    path.update(wholeView(snapshot(1)));
     await clock.advanceAsync(5);
     assert.equal(path.state().ready, true);
     const io = kernel.reads.length + kernel.batches.length;
 
-    path.update(() => ({ ...snapshot(2), ourRoute: undefined }));
+    path.update(wholeView({ ...snapshot(2), ourRoute: undefined }));
     await clock.advanceAsync(5);
     assert.equal(path.state().passes, 2);
     assert.equal(kernel.reads.length + kernel.batches.length, io, "no kernel I/O");
@@ -168,7 +168,7 @@ describe("return-path scheduling", () => {
     assert.equal(path.state().routes, 1, "still counts what the kernel holds");
     assert.equal(dataplane().detail, `no local-workload route covering ${OUR_IP} from the node agent yet`);
 
-    path.update(() => snapshot(2));
+    path.update(wholeView(snapshot(2)));
     await clock.advanceAsync(5);
     assert.equal(path.state().ready, true);
     assert.match(ipBatches(kernel).at(-1) ?? "", /198\.19\.2\.0\/28/);
@@ -176,9 +176,9 @@ describe("return-path scheduling", () => {
 
   it("reads the kernel on the first pass and on each resync, not on ordinary passes", async () => {
     const { clock, kernel, path } = setup({ resyncIntervalMs: 60_000 });
-    path.update(() => snapshot(1));
+    path.update(wholeView(snapshot(1)));
     await clock.advanceAsync(5);
-    path.update(() => snapshot(2));
+    path.update(wholeView(snapshot(2)));
     await clock.advanceAsync(5);
     assert.equal(kernel.reads.length, 4, "one read (4 dumps) for two passes");
     await clock.advanceAsync(60_000, 100);
@@ -189,10 +189,10 @@ describe("return-path scheduling", () => {
   it("stop() waits for the running pass and nothing runs after it", async () => {
     const { clock, kernel, path } = setup();
     kernel.hold = true;
-    path.update(() => snapshot(1));
+    path.update(wholeView(snapshot(1)));
     await clock.advanceAsync(5);
     const stopped = path.stop();
-    path.update(() => snapshot(2));
+    path.update(wholeView(snapshot(2)));
     kernel.release();
     await stopped;
     await clock.advanceAsync(1_000, 100);

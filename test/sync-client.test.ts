@@ -15,7 +15,7 @@ import {
   type PolicySync,
   type PolicySyncOptions,
 } from "../src/sync/policy-sync.js";
-import type { RouteSnapshot } from "../src/sync/types.js";
+import type { RouteChanges, RouteFeed, RouteView } from "../src/sync/types.js";
 import { FakeClock } from "./helpers/fake-clock.js";
 import { ourBlock, tunnelB, workloadsB as sharedWorkloadsB } from "./helpers/sync-routes.js";
 
@@ -43,11 +43,21 @@ async function until(check: () => boolean, what: string, ms = 5_000): Promise<vo
 /** Lets pending I/O run, for asserting that something does NOT happen. */
 const settle = (ms = 100) => new Promise((resolve) => setTimeout(resolve, ms));
 
+type Delivery = RouteView & { readonly changes: RouteChanges };
+
+const delivery = (feed: RouteFeed): Delivery => ({
+  ourRoute: feed.view.ourRoute,
+  tunnels: new Map(feed.view.tunnels),
+  remoteWorkloads: new Map(feed.view.remoteWorkloads),
+  changes: feed.takeChanges(),
+});
+
 interface Harness {
   readonly dir: string;
   readonly clock: FakeClock;
   readonly readiness: Readiness;
-  readonly snapshots: RouteSnapshot[];
+  /** Each delivery: the view as it was then (copied: the store changes it in place) and what changed. */
+  readonly snapshots: Delivery[];
   readonly logs: { level: string; msg: string; detail?: string }[];
   agent(path?: string): Promise<FakeAgent>;
   sync(options?: Partial<PolicySyncOptions> & { socketPath?: string }): Promise<PolicySync>;
@@ -58,7 +68,7 @@ function harness(t: TestContext): Harness {
   const dir = mkdtempSync(join(tmpdir(), "egt-sync-"));
   const clock = new FakeClock();
   const readiness = new Readiness(clock);
-  const snapshots: RouteSnapshot[] = [];
+  const snapshots: Delivery[] = [];
   const logs: Harness["logs"] = [];
   const log = pino(
     { level: "debug", formatters: { level: (label) => ({ level: label }) } },
@@ -100,7 +110,7 @@ function harness(t: TestContext): Harness {
         readiness,
         log,
         clock: options.clock ?? clock,
-        onRoutes: (latest) => snapshots.push(latest()),
+        onRoutes: (feed) => snapshots.push(delivery(feed)),
         socketCandidates: [join(dir, "calico", "nodeagent", "socket"), join(dir, "nodeagent", "socket")],
         ...options,
       };
@@ -153,6 +163,7 @@ describe("policy sync client over a unix socket", () => {
     stream.inSync();
     await until(() => h.snapshots.length === 1, "the first snapshot");
     const view = h.snapshots[0];
+    assert.equal(view?.changes.full, true, "a new view: everything changed");
     assert.equal(view?.ourRoute?.dst, "10.65.0.0/26");
     assert.deepEqual([...(view?.tunnels.keys() ?? [])], ["10.65.1.1/32"]);
     assert.deepEqual([...(view?.remoteWorkloads.keys() ?? [])], ["10.65.1.0/26"]);
@@ -162,9 +173,11 @@ describe("policy sync client over a unix socket", () => {
     stream.route(workloadsC);
     await until(() => h.snapshots.length === 2, "the snapshot after an update");
     assert.equal(h.snapshots[1]?.remoteWorkloads.size, 2);
+    assert.deepEqual(h.snapshots[1]?.changes, { full: false, dsts: new Set([workloadsC.dst]) });
     stream.remove(workloadsB.dst);
     await until(() => h.snapshots.length === 3, "the snapshot after a removal");
     assert.deepEqual([...(h.snapshots[2]?.remoteWorkloads.keys() ?? [])], [workloadsC.dst]);
+    assert.deepEqual(h.snapshots[2]?.changes, { full: false, dsts: new Set([workloadsB.dst]) });
     stream.send({ sequenceNumber: "99" });
     await until(() => sync.state().messagesIgnored === 1, "an ignored message");
 
@@ -222,6 +235,7 @@ describe("policy sync client over a unix socket", () => {
     await until(() => h.component()?.ready === true, "ready again");
     assert.equal(h.snapshots.length, 2);
     assert.deepEqual([...(h.snapshots[1]?.remoteWorkloads.keys() ?? [])], [workloadsC.dst]);
+    assert.equal(h.snapshots[1]?.changes.full, true, "the new stream's view replaces the old one");
     assert.equal(h.logs.filter((l) => l.msg === "policy sync down").length, 1);
   });
 
@@ -354,7 +368,7 @@ describe("policy sync lifecycle", () => {
     assert.equal(agent.streams.length, 1, "no redial after stop");
   });
 
-  it("keeps running when the snapshot consumer throws", async (t) => {
+  it("keeps running when the route change consumer throws", async (t) => {
     const h = harness(t);
     const agent = await h.agent();
     const { sync, stream } = await inSyncWith(h, agent);
@@ -367,7 +381,7 @@ describe("policy sync lifecycle", () => {
     await sync.stop();
     (await agent.waitForStream(2)).inSync();
     await until(() => failing.state().inSync, "in sync despite the consumer");
-    assert.ok(h.logs.some((l) => l.msg === "route snapshot consumer failed"));
+    assert.ok(h.logs.some((l) => l.msg === "route change consumer failed"));
     assert.equal(stream.open, false);
   });
 });

@@ -99,8 +99,8 @@ describe("route check: what a node agent must never get into the kernel", () => 
     store.apply({ kind: "inSync", sequence: 0n });
     assert.equal(store.apply(update(base({ dstNodeIp: "224.0.0.5" }))), false);
     assert.equal(store.apply(update({ ...ours, types: { ...NO_ROUTE_TYPES, remoteWorkload: true } })), false);
-    assert.equal(store.snapshot?.remoteWorkloads.get("198.19.0.0/26")?.dstNodeIp, "198.18.0.2");
-    assert.equal(store.snapshot?.ourRoute?.dst, ours.dst, "a bad update cannot take our route away");
+    assert.equal(store.view?.remoteWorkloads.get("198.19.0.0/26")?.dstNodeIp, "198.18.0.2");
+    assert.equal(store.view?.ourRoute?.dst, ours.dst, "a bad update cannot take our route away");
     assert.equal(store.rejections.get("invalid_node_ip"), 1);
     assert.equal(store.rejections.get("covers_gateway"), 1);
   });
@@ -111,7 +111,7 @@ describe("route check: what a node agent must never get into the kernel", () => 
       store.apply({ kind: "routeUpdate", sequence: 0n, route: base({ dst: `198.19.${i}.0/26` }) });
     }
     store.apply({ kind: "inSync", sequence: 0n });
-    assert.equal(store.snapshot?.remoteWorkloads.size, 3);
+    assert.equal(store.view?.remoteWorkloads.size, 3);
     assert.equal(store.rejections.get("route_limit"), 2);
   });
 });
@@ -193,7 +193,7 @@ describe("route check on random routes", () => {
         for (const e of [{ kind: "routeUpdate", sequence: 0n, route: ours } as SyncEvent, ...events])
           store.apply(e);
         store.apply({ kind: "inSync", sequence: 0n });
-        const desired = desiredState({ snapshot: store.snapshot!, vni: 4097, podGateway: POD_GATEWAY });
+        const desired = desiredState({ view: store.view!, vni: 4097, podGateway: POD_GATEWAY });
         const ourBytes = Uint8Array.of(198, 51, 100, 66);
         for (const route of desired.routes) {
           const cidr = parseIpv4Cidr(route.dst);

@@ -1,5 +1,5 @@
 // The return path the pod should have (SPEC §5.1), computed from the route
-// store's snapshot alone: pure, so every rule below is pinned by plain-data tests.
+// store's view alone: pure, so every rule below is pinned by plain-data tests.
 //
 // Choices where the contract is silent:
 // * "Our node" is the dst_node_name of our LOCAL_WORKLOAD route; it has WireGuard
@@ -30,11 +30,11 @@ import type { Ipv4Cidr } from "../ip/cidr.js";
 import { formatIpv4 } from "../ip/ipv4.js";
 import { POD_DEVICE, VXLAN_DEVICE } from "../pod-network/devices.js";
 import { nodeMac } from "../pod-network/mac.js";
-import type { KeptRoute, PoolType, RouteSnapshot } from "../sync/types.js";
+import type { KeptRoute, PoolType, RouteView } from "../sync/types.js";
 import { type DesiredState, type FdbEntry, type Neighbour, type ProgrammedRoute } from "./types.js";
 
 export interface DesiredInput {
-  readonly snapshot: RouteSnapshot;
+  readonly view: RouteView;
   /** VNI of vxlan0 and of every FDB entry. */
   readonly vni: number;
   /** The pod's IPv4 default gateway: the next hop of exit routes (Calico: 169.254.1.1). */
@@ -47,7 +47,7 @@ interface Workload {
   readonly nodeIp: number;
 }
 
-interface Tunnel {
+export interface Tunnel {
   readonly address: number;
   readonly route: KeptRoute;
 }
@@ -63,16 +63,20 @@ function sortBy<T>(items: readonly T[], key: (item: T) => number): T[] {
 }
 
 /** Address order, then prefix length. */
-const cidrKey = (c: Ipv4Cidr): number => c.network * 64 + c.length;
+export const cidrKey = (c: Ipv4Cidr): number => c.network * 64 + c.length;
+
+/** Dst order (see above): true when workload route `a` comes before `b`. */
+export const comesBefore = (a: { order: number; dst: string }, b: { order: number; dst: string }): boolean =>
+  a.order < b.order || (a.order === b.order && a.dst < b.dst);
 
 export function desiredState(input: DesiredInput): DesiredState {
-  const ours = input.snapshot.ourRoute;
+  const ours = input.view.ourRoute;
   const skipped = { incomplete: 0, unsupported: 0, ownNode: 0, conflicting: 0 };
   if (ours === undefined)
     return { neighbours: [], fdb: [], routes: [], skipped, ourRouteSeen: false, nodes: 0 };
 
   const candidates: Workload[] = [];
-  for (const route of input.snapshot.remoteWorkloads.values()) {
+  for (const route of input.view.remoteWorkloads.values()) {
     if (route.dstNodeName === "" || route.dstNodeIp === "") {
       skipped.incomplete++;
     } else if (route.dstNodeName === ours.dstNodeName) {
@@ -88,7 +92,11 @@ export function desiredState(input: DesiredInput): DesiredState {
   const workloads: Workload[] = [];
   const neighbourOwner = new Map<number, string>();
   const nodeIps = new Map<string, number>();
-  for (const w of sortBy(candidates, (c) => cidrKey(c.cidr))) {
+  const ordered = candidates
+    .map((w) => ({ w, order: cidrKey(w.cidr), dst: w.route.dst }))
+    .sort((a, b) => (comesBefore(a, b) ? -1 : comesBefore(b, a) ? 1 : 0))
+    .map((e) => e.w);
+  for (const w of ordered) {
     const node = w.route.dstNodeName;
     const owner = neighbourOwner.get(w.nodeIp) ?? node;
     if (owner !== node) {
@@ -100,7 +108,7 @@ export function desiredState(input: DesiredInput): DesiredState {
     workloads.push(w);
   }
 
-  const tunnelsByNode = groupTunnels(input.snapshot.tunnels);
+  const tunnelsByNode = groupTunnels(input.view.tunnels);
   const ourWireguard = (tunnelsByNode.get(ours.dstNodeName) ?? []).some((t) => t.route.tunnelType?.wireguard);
 
   const macs = new Map<string, string>();
@@ -119,13 +127,15 @@ export function desiredState(input: DesiredInput): DesiredState {
   const exitDsts = new Set([...exitRoutes.values()].map((r) => r.dst));
 
   const routes: ProgrammedRoute[] = [];
+  const routed = new Set<string>();
   const neighbours = new Map<number, Neighbour>();
   for (const w of workloads) {
     const dst = w.cidr.text;
-    if (exitDsts.has(dst)) {
+    if (exitDsts.has(dst) || routed.has(dst)) {
       skipped.conflicting++;
       continue;
     }
+    routed.add(dst);
     // parseIpv4 accepted it, so it is already the canonical dotted quad.
     const via = w.route.dstNodeIp;
     routes.push({ dst, via, dev: VXLAN_DEVICE });
@@ -155,7 +165,8 @@ function groupTunnels(tunnels: ReadonlyMap<string, KeptRoute>): Map<string, Tunn
   return byNode;
 }
 
-function chooseTunnel(
+/** The tunnel a remote node sends from, given our route and whether our node has WireGuard (see above). */
+export function chooseTunnel(
   tunnels: readonly Tunnel[],
   ours: KeptRoute,
   ourWireguard: boolean,

@@ -1,6 +1,7 @@
 // Return-path programming as a running component (SPEC §5.1, §4.1 `Dataplane`):
-// snapshots in, reconcile passes out. At most one pass runs at a time and the
-// latest snapshot wins, so a burst of updates costs one or two passes. A failed
+// route changes in, reconcile passes out. At most one pass runs at a time and
+// it takes every change made until it starts, so a burst of updates costs a few
+// passes, each in proportion to what changed (reconcile.ts). A failed
 // pass retries with backoff (100 ms doubling to 10 s) and logs one warning; a
 // periodic resync reads the kernel again to repair drift (someone deleting our
 // routes, vxlan0 recreated). Without our local-workload route the kernel is
@@ -10,15 +11,14 @@ import type { Clock, Timer } from "../clock.js";
 import { formatDuration } from "../config/duration.js";
 import type { CommandRunner } from "../exec/run-command.js";
 import { parseIpv4 } from "../ip/ipv4.js";
-import { POD_DEVICE } from "../pod-network/devices.js";
 import { COMPONENT } from "../readiness/components.js";
 import type { Component } from "../readiness/readiness.js";
-import type { RouteSnapshot, SnapshotSource } from "../sync/types.js";
+import type { RouteFeed } from "../sync/types.js";
 import { errorMessage, InvalidOptionError } from "../errors.js";
 import { DataplaneError, UNEXPECTED_ERROR_CODE } from "./errors.js";
 import { createKernel } from "./kernel.js";
 import { Reconciler, type PassResult } from "./reconcile.js";
-import type { DesiredState, Skipped } from "./types.js";
+import type { DesiredCounts, Skipped } from "./types.js";
 
 /** The subset of pino's Logger this component writes to. */
 export interface DataplaneLog {
@@ -70,10 +70,10 @@ export interface ReturnPathState {
 
 export interface ReturnPath {
   /**
-   * Says the routes changed; returns at once. `latest` is called when a pass
-   * starts, so any number of changes meanwhile cost one snapshot and one pass.
+   * Says the routes changed; returns at once. The feed is read when a pass
+   * starts, so any number of changes meanwhile cost one pass.
    */
-  update(latest: SnapshotSource): void;
+  update(feed: RouteFeed): void;
   /** Asks for a pass that reads the kernel back, whatever it believes it holds. */
   resync(): void;
   /** Cancels timers and waits for a running pass; leaves the kernel as it is. */
@@ -104,15 +104,16 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
     detail: "waiting for routes from the node agent",
   });
 
-  let latest: SnapshotSource | undefined;
+  let feed: RouteFeed | undefined;
   let wanted = false;
   let stopped = false;
   let running: Promise<void> | undefined;
   let passTimer: Timer | undefined;
   let resyncTimer: Timer | undefined;
-  let warnedIncomplete: RouteSnapshot | undefined;
+  /** Incomplete routes at the last warning about them: one warning per change of that number. */
+  let warnedIncomplete = 0;
   /** The last pass that applied a desired state (a held pass leaves the kernel, and these, as they were). */
-  let programmed: { desired: DesiredState; changes: number; exitRoutes: number } | undefined;
+  let programmed: { counts: DesiredCounts; changes: number } | undefined;
   let ourRouteSeen = false;
   let lastDurationMs: number | undefined;
   let passes = 0;
@@ -147,15 +148,14 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
   };
 
   const runPass = async (): Promise<void> => {
-    if (!wanted || latest === undefined) return;
+    if (!wanted || feed === undefined) return;
     wanted = false;
-    const snapshot = latest();
     const started = clock.now();
     try {
-      const result = await reconciler.pass(snapshot);
+      const result = await reconciler.pass(feed);
       lastDurationMs = clock.now() - started;
       passes++;
-      succeeded(snapshot, result);
+      succeeded(result);
     } catch (error) {
       lastDurationMs = clock.now() - started;
       passes++;
@@ -163,7 +163,7 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
     }
   };
 
-  const succeeded = (snapshot: RouteSnapshot, result: PassResult): void => {
+  const succeeded = (result: PassResult): void => {
     if (consecutiveFailures > 0) {
       log.info(
         { component: COMPONENT.dataplane, failures: consecutiveFailures },
@@ -176,15 +176,16 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
       component.report(false, `no local-workload route covering ${ourIPv4} from the node agent yet`);
       return;
     }
-    const { desired } = result;
-    programmed = { desired, changes: result.changes, exitRoutes: exitRouteCount(desired) };
-    if (desired.skipped.incomplete > 0 && warnedIncomplete !== snapshot) {
-      warnedIncomplete = snapshot;
+    const { counts } = result;
+    programmed = { counts, changes: result.changes };
+    const { incomplete } = counts.skipped;
+    if (incomplete > 0 && incomplete !== warnedIncomplete) {
       log.warn(
-        { component: COMPONENT.dataplane, incomplete: desired.skipped.incomplete },
+        { component: COMPONENT.dataplane, incomplete },
         "skipped remote-workload routes without a node IP or node name (the node agent will complete them)",
       );
     }
+    warnedIncomplete = incomplete;
     if (result.changes > 0) {
       log.debug(
         {
@@ -196,8 +197,7 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
         "return path programmed",
       );
     }
-    const routes = desired.routes.length - programmed.exitRoutes;
-    component.report(true, `${plural(routes, "return route")} to ${plural(desired.nodes, "node")}`);
+    component.report(true, `${plural(counts.routes, "return route")} to ${plural(counts.nodes, "node")}`);
     armResync();
   };
 
@@ -222,7 +222,7 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
   return {
     update(source) {
       if (stopped) return;
-      latest = source;
+      feed = source;
       want();
     },
     resync() {
@@ -239,29 +239,25 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
       await running;
     },
     state() {
-      const desired = programmed?.desired;
-      const exitRoutes = programmed?.exitRoutes ?? 0;
+      const counts = programmed?.counts;
       return {
-        ready: ourRouteSeen && consecutiveFailures === 0 && desired !== undefined,
+        ready: ourRouteSeen && consecutiveFailures === 0 && counts !== undefined,
         pending: running !== undefined || passTimer !== undefined,
-        neighbours: desired?.neighbours.length ?? 0,
-        fdb: desired?.fdb.length ?? 0,
-        routes: (desired?.routes.length ?? 0) - exitRoutes,
-        exitRoutes,
-        nodes: desired?.nodes ?? 0,
+        neighbours: counts?.neighbours ?? 0,
+        fdb: counts?.fdb ?? 0,
+        routes: counts?.routes ?? 0,
+        exitRoutes: counts?.exitRoutes ?? 0,
+        nodes: counts?.nodes ?? 0,
         passes,
         failures,
         consecutiveFailures,
         lastChanges: programmed?.changes ?? 0,
         lastDurationMs,
-        incompleteSkipped: desired?.skipped.incomplete ?? 0,
-        skipped: desired?.skipped ?? { incomplete: 0, unsupported: 0, ownNode: 0, conflicting: 0 },
+        incompleteSkipped: counts?.skipped.incomplete ?? 0,
+        skipped: counts?.skipped ?? { incomplete: 0, unsupported: 0, ownNode: 0, conflicting: 0 },
       };
     },
   };
 }
-
-const exitRouteCount = (desired: DesiredState): number =>
-  desired.routes.filter((r) => r.dev === POD_DEVICE).length;
 
 const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? "" : "s"}`;

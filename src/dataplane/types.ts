@@ -49,10 +49,39 @@ export interface DesiredState {
   /** vxlan0 routes then eth0 exit routes, each sorted by address; one per dst. */
   readonly routes: readonly ProgrammedRoute[];
   readonly skipped: Skipped;
-  /** A local-workload route covering our own IPv4 was in the snapshot. */
+  /** A local-workload route covering our own IPv4 was in the view. */
   readonly ourRouteSeen: boolean;
   /** Remote nodes that got an FDB entry. */
   readonly nodes: number;
+}
+
+/** Desired entries by the key the kernel keeps them under (see diff.ts). */
+export interface KeyedEntries {
+  /** By dst. */
+  readonly routes: ReadonlyMap<string, ProgrammedRoute>;
+  /** By IP. */
+  readonly neighbours: ReadonlyMap<string, Neighbour>;
+  /** By MAC. */
+  readonly fdb: ReadonlyMap<string, FdbEntry>;
+}
+
+/** Keys whose desired entry may have changed in an update. */
+export interface TouchedKeys {
+  readonly routes: ReadonlySet<string>;
+  readonly neighbours: ReadonlySet<string>;
+  readonly fdb: ReadonlySet<string>;
+}
+
+export interface DesiredCounts {
+  readonly neighbours: number;
+  readonly fdb: number;
+  /** vxlan0 routes (workloads). */
+  readonly routes: number;
+  /** eth0 routes (tunnel addresses). */
+  readonly exitRoutes: number;
+  /** Remote nodes that got an FDB entry. */
+  readonly nodes: number;
+  readonly skipped: Skipped;
 }
 
 /** What the kernel holds of ours (see kernel.ts for what "ours" means per table). */

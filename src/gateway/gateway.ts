@@ -279,7 +279,7 @@ function prepareReturnPath(
     log,
     clock,
     socketCandidates: deps.socketCandidates,
-    onRoutes: (latest) => returnPath?.update(latest),
+    onRoutes: (feed) => returnPath?.update(feed),
   };
   const prepared = preparePolicySync(options);
   if (prepared.mode === "none") {

@@ -255,7 +255,7 @@ export class SyncClient implements PolicySync {
         socket: stream.path,
         tunnels: counts.tunnels,
         remoteWorkloads: counts.remoteWorkloads,
-        ourRoute: this.store.snapshot?.ourRoute?.dst,
+        ourRoute: this.store.view?.ourRoute?.dst,
       },
       "policy sync in sync",
     );
@@ -274,11 +274,11 @@ export class SyncClient implements PolicySync {
 
   private deliver(): void {
     try {
-      this.options.onRoutes(() => this.store.snapshot!);
+      this.options.onRoutes(this.store.feed);
     } catch (error) {
       this.options.log.error(
         { component: COMPONENT.datastoreConnection, err: error },
-        "route snapshot consumer failed",
+        "route change consumer failed",
       );
     }
   }

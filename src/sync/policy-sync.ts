@@ -13,7 +13,7 @@ import { COMPONENT } from "../readiness/components.js";
 import type { Component, Readiness } from "../readiness/readiness.js";
 import { DEFAULT_SOCKET_CANDIDATES, planSocket, type SocketPlan } from "./socket.js";
 import type { RejectReason } from "./route-check.js";
-import type { SnapshotSource } from "./types.js";
+import type { RouteFeed } from "./types.js";
 
 /** The subset of pino's Logger policy sync writes to. */
 export interface PolicySyncLog {
@@ -28,11 +28,11 @@ export interface PolicySyncOptions {
   readonly log: PolicySyncLog;
   readonly clock: Clock;
   /**
-   * Called at every InSync and after it on every change, with the way to the
-   * latest view: the consumer builds it when it is ready to use it, so a burst
-   * of messages costs one snapshot, not one per message.
+   * Called at every InSync and after it on every change, with the feed of the
+   * view and its changes: the consumer reads it when it is ready to, so a
+   * burst of messages costs it what changed, not one look per message.
    */
-  readonly onRoutes: (latest: SnapshotSource) => void;
+  readonly onRoutes: (feed: RouteFeed) => void;
   /** Discovery paths when DAEMON_SOCKET_PATH is unset; the two SPEC layouts by default. */
   readonly socketCandidates?: readonly string[];
   /** Pause between dial attempts; REDIAL_MS (./client.js) by default. */

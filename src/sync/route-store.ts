@@ -1,15 +1,26 @@
 // The routes the gateway keeps from the policy-sync stream (SPEC §5), and when
-// a new view of them may replace the old one. Pure: events in, snapshots out.
+// a new view of them may replace the old one. Pure: events in, a live view and
+// the dsts changed since the dataplane last looked out.
 //
 // After a (re)connect the agent replays its whole state and then says InSync.
 // Until then the replay is staged apart and the dataplane keeps the previous
-// snapshot, so a restarting agent never makes the gateway unlearn its return
+// view, so a restarting agent never makes the gateway unlearn its return
 // paths; at InSync the complete new view replaces the old one, which also
-// removes whatever disappeared during the outage.
+// removes whatever disappeared during the outage (the dataplane's next look
+// at the changes says "full" then).
 import { ipv4CidrContains } from "../ip/cidr.js";
 import { parseIpv4 } from "../ip/ipv4.js";
 import { checkRoute, REJECT_REASONS, type RejectReason } from "./route-check.js";
-import type { KeptRoute, Route, RouteSnapshot, RouteTypes, SyncEvent, TunnelType } from "./types.js";
+import type {
+  KeptRoute,
+  Route,
+  RouteChanges,
+  RouteFeed,
+  RouteTypes,
+  RouteView,
+  SyncEvent,
+  TunnelType,
+} from "./types.js";
 
 /**
  * Routes one view keeps at most (distinct dsts). Far above what a node agent
@@ -67,58 +78,26 @@ export function sameRoute(a: Route, b: Route): boolean {
   );
 }
 
-// Copy on write: a map handed out in a snapshot is never mutated, yet a burst
-// of changes between two snapshots copies it at most once.
-class RouteMap {
-  private map = new Map<string, KeptRoute>();
-  private shared = false;
+const NO_DSTS: ReadonlySet<string> = new Set();
 
-  /** Puts `route` under its dst when `keep`, removes that dst otherwise; true when the map changed. */
-  put(route: KeptRoute, keep: boolean): boolean {
-    if (!keep) return this.delete(route.dst);
-    const old = this.map.get(route.dst);
-    if (old !== undefined && sameRoute(old, route)) return false;
-    this.own().set(route.dst, route);
-    return true;
-  }
-
-  delete(dst: string): boolean {
-    return this.map.has(dst) && this.own().delete(dst);
-  }
-
-  has(dst: string): boolean {
-    return this.map.has(dst);
-  }
-
-  get size(): number {
-    return this.map.size;
-  }
-
-  values(): IterableIterator<KeptRoute> {
-    return this.map.values();
-  }
-
-  freeze(): ReadonlyMap<string, KeptRoute> {
-    this.shared = true;
-    return this.map;
-  }
-
-  private own(): Map<string, KeptRoute> {
-    if (this.shared) {
-      this.map = new Map(this.map);
-      this.shared = false;
-    }
-    return this.map;
-  }
-}
-
-/** One complete or partial view of the kept routes. */
-class RouteSet {
-  private readonly tunnels = new RouteMap();
-  private readonly remoteWorkloads = new RouteMap();
+/**
+ * One complete or partial view of the kept routes, changed in place (the
+ * dataplane reads it live), with a journal of the dsts changed since the
+ * dataplane last took them: a burst of messages costs the dataplane what it
+ * touched, never a copy of the view.
+ */
+class RouteSet implements RouteView {
+  readonly tunnels = new Map<string, KeptRoute>();
+  readonly remoteWorkloads = new Map<string, KeptRoute>();
   /** LOCAL_WORKLOAD routes containing our IPv4; usually one (our block), sometimes also a narrower one. */
-  private readonly ours = new RouteMap();
-  private cached: RouteSnapshot | undefined;
+  private readonly ours = new Map<string, KeptRoute>();
+  /** null: to be chosen again (ours changed). */
+  private best: KeptRoute | undefined | null = null;
+  /** Kept tunnel and workload routes that are incomplete (see isIncomplete). */
+  private incomplete = 0;
+  /** Nothing taken yet, or the journal overflowed: the next taker gets the whole view. */
+  private full = true;
+  private changed = new Set<string>();
 
   constructor(
     private readonly ourIPv4: number | undefined,
@@ -129,6 +108,11 @@ class RouteSet {
   /** Distinct dsts kept (a route can be a tunnel and a workload at once: counted twice, an upper bound). */
   get size(): number {
     return this.tunnels.size + this.remoteWorkloads.size + this.ours.size;
+  }
+
+  get ourRoute(): KeptRoute | undefined {
+    if (this.best === null) this.best = this.chooseOurs();
+    return this.best;
   }
 
   /**
@@ -150,60 +134,95 @@ class RouteSet {
       return false;
     }
     const kept = checked.route;
-    // Decided here once; the dataplane trusts snapshot.ourRoute to cover our IPv4.
+    // Decided here once; the dataplane trusts view.ourRoute to cover our IPv4.
     const isOurs =
       kept.types.localWorkload &&
       this.ourIPv4 !== undefined &&
       kept.cidr.family === 4 &&
       ipv4CidrContains(kept.cidr, this.ourIPv4);
-    const tunnels = this.tunnels.put(kept, isHostTunnel(kept));
-    const workloads = this.remoteWorkloads.put(kept, kept.types.remoteWorkload);
-    const ours = this.ours.put(kept, isOurs);
-    return this.changed(tunnels || workloads || ours);
+    const tunnels = this.put(this.tunnels, kept, isHostTunnel(kept));
+    const workloads = this.put(this.remoteWorkloads, kept, kept.types.remoteWorkload);
+    const ours = this.putOurs(kept, isOurs);
+    return tunnels || workloads || ours;
+  }
+
+  remove(dst: string): boolean {
+    const tunnels = this.drop(this.tunnels, dst);
+    const workloads = this.drop(this.remoteWorkloads, dst);
+    const ours = this.ours.delete(dst);
+    if (ours) this.best = null;
+    return tunnels || workloads || ours;
   }
 
   counts(published: boolean): RouteCounts {
     if (!published) return { tunnels: 0, remoteWorkloads: 0, ourRoute: false, incomplete: 0 };
-    let incomplete = 0;
-    for (const route of this.tunnels.values()) if (isIncomplete(route)) incomplete++;
-    for (const route of this.remoteWorkloads.values()) if (isIncomplete(route)) incomplete++;
     return {
       tunnels: this.tunnels.size,
       remoteWorkloads: this.remoteWorkloads.size,
       ourRoute: this.ours.size > 0,
-      incomplete,
+      incomplete: this.incomplete,
     };
+  }
+
+  takeChanges(): RouteChanges {
+    const changes = { full: this.full, dsts: this.full ? NO_DSTS : this.changed };
+    this.full = false;
+    this.changed = new Set();
+    return changes;
   }
 
   private has(dst: string): boolean {
     return this.tunnels.has(dst) || this.remoteWorkloads.has(dst) || this.ours.has(dst);
   }
 
-  remove(dst: string): boolean {
-    const tunnels = this.tunnels.delete(dst);
-    const workloads = this.remoteWorkloads.delete(dst);
-    const ours = this.ours.delete(dst);
-    return this.changed(tunnels || workloads || ours);
+  /** Puts `route` under its dst in `map` when `keep`, removes that dst otherwise; true when the map changed. */
+  private put(map: Map<string, KeptRoute>, route: KeptRoute, keep: boolean): boolean {
+    if (!keep) return this.drop(map, route.dst);
+    const old = map.get(route.dst);
+    if (old !== undefined && sameRoute(old, route)) return false;
+    if (old !== undefined && isIncomplete(old)) this.incomplete--;
+    if (isIncomplete(route)) this.incomplete++;
+    map.set(route.dst, route);
+    this.note(route.dst);
+    return true;
   }
 
-  snapshot(): RouteSnapshot {
-    this.cached ??= {
-      ourRoute: this.ourRoute(),
-      tunnels: this.tunnels.freeze(),
-      remoteWorkloads: this.remoteWorkloads.freeze(),
-    };
-    return this.cached;
+  private drop(map: Map<string, KeptRoute>, dst: string): boolean {
+    const old = map.get(dst);
+    if (old === undefined) return false;
+    if (isIncomplete(old)) this.incomplete--;
+    map.delete(dst);
+    this.note(dst);
+    return true;
   }
 
-  private changed(changed: boolean): boolean {
-    if (changed) this.cached = undefined;
-    return changed;
+  private putOurs(route: KeptRoute, keep: boolean): boolean {
+    const old = this.ours.get(route.dst);
+    if (!keep) {
+      if (old === undefined) return false;
+      this.ours.delete(route.dst);
+    } else {
+      if (old !== undefined && sameRoute(old, route)) return false;
+      this.ours.set(route.dst, route);
+    }
+    this.best = null;
+    return true;
+  }
+
+  /** Journals a changed dst; past maxRoutes of them the whole view is cheaper to take than the list. */
+  private note(dst: string): void {
+    if (this.full) return;
+    this.changed.add(dst);
+    if (this.changed.size > this.maxRoutes) {
+      this.full = true;
+      this.changed = new Set();
+    }
   }
 
   // The most specific route wins, so that a /32 for our own pod does not lose
   // to its block; ties go to the lowest dst, so the choice does not depend on
   // arrival order.
-  private ourRoute(): KeptRoute | undefined {
+  private chooseOurs(): KeptRoute | undefined {
     let best: KeptRoute | undefined;
     let bestLength = -1;
     for (const route of this.ours.values()) {
@@ -214,6 +233,19 @@ class RouteSet {
       }
     }
     return best;
+  }
+}
+
+/** The published view, whichever set that is since the last InSync. */
+class LiveFeed implements RouteFeed {
+  constructor(private readonly live: () => RouteSet) {}
+
+  get view(): RouteView {
+    return this.live();
+  }
+
+  takeChanges(): RouteChanges {
+    return this.live().takeChanges();
   }
 }
 
@@ -247,16 +279,18 @@ export class RouteStore {
     return this.synced;
   }
 
-  /**
-   * The view for the dataplane; undefined before the first InSync. Built when
-   * asked for and cached until the next change, so a burst of messages costs
-   * one copy per reconcile pass that reads it, not one per message.
-   */
-  get snapshot(): RouteSnapshot | undefined {
-    return this.everSynced ? this.live.snapshot() : undefined;
+  /** The view the dataplane gets, live; undefined before the first InSync. */
+  get view(): RouteView | undefined {
+    return this.everSynced ? this.live : undefined;
   }
 
-  /** Counts of the view the dataplane gets, without building a snapshot. */
+  /**
+   * The dataplane's feed: the published view and its changes. Only read once
+   * the first InSync has been applied (apply() returned true).
+   */
+  readonly feed: RouteFeed = new LiveFeed(() => this.live);
+
+  /** Counts of the view the dataplane gets. */
   get counts(): RouteCounts {
     return this.live.counts(this.everSynced);
   }

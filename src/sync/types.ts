@@ -61,15 +61,33 @@ export type SyncEvent =
   | { readonly kind: "routeUpdate"; readonly sequence: bigint; readonly route: Route }
   | { readonly kind: "routeRemove"; readonly sequence: bigint; readonly dst: string };
 
-/** The latest view, built when called (see RouteStore.snapshot). */
-export type SnapshotSource = () => RouteSnapshot;
-
-/** The routes the store keeps, as handed to the desired-state function after every coalesced change. */
-export interface RouteSnapshot {
+/**
+ * The routes the store keeps, live: the store changes these maps as messages
+ * arrive, so a consumer reads what it needs without awaiting in between.
+ */
+export interface RouteView {
   /** The LOCAL_WORKLOAD route whose dst contains our own IPv4: our node, pool type and same_subnet. */
   readonly ourRoute: KeptRoute | undefined;
   /** Host tunnel routes (REMOTE_TUNNEL or LOCAL_TUNNEL with a tunnel type), keyed by dst. */
   readonly tunnels: ReadonlyMap<string, KeptRoute>;
   /** REMOTE_WORKLOAD routes, keyed by dst. */
   readonly remoteWorkloads: ReadonlyMap<string, KeptRoute>;
+}
+
+/** What changed in a view since its consumer last asked. */
+export interface RouteChanges {
+  /** Anything may have changed (a new complete view at InSync, or more changes than worth listing). */
+  readonly full: boolean;
+  /** The dsts whose tunnel or remote-workload entry changed (added, replaced, removed); empty when full. */
+  readonly dsts: ReadonlySet<string>;
+}
+
+/**
+ * The dataplane's way to the routes: the current view and what changed in it,
+ * so that a reconcile pass costs in proportion to the change, not the view.
+ */
+export interface RouteFeed {
+  readonly view: RouteView;
+  /** Drains: what changed since the previous call. The first call on a new view (InSync) says full. */
+  takeChanges(): RouteChanges;
 }
