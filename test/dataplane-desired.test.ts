@@ -1,9 +1,12 @@
 // The desired return path (SPEC §5.1) as plain data:
 // tunnel choice (WireGuard, pool type, cross-subnet), skipped routes, removals.
+// Every example is computed from the whole view (desired.ts) and, built from
+// the same view, by the incremental state the gateway keeps (incremental.ts).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { desiredState, type DesiredInput } from "../src/dataplane/desired.js";
 import { changeCount, diff } from "../src/dataplane/diff.js";
+import { IncrementalDesired } from "../src/dataplane/incremental.js";
 import type { DesiredState } from "../src/dataplane/types.js";
 import type { KeptRoute, PoolType, Route, RouteView, TunnelType } from "../src/sync/types.js";
 import { NO_ROUTE_TYPES, routeOf } from "../lab/routes.js";
@@ -54,8 +57,21 @@ function snapshot(parts: { ours?: KeptRoute; tunnels?: KeptRoute[]; workloads?: 
   };
 }
 
-const desired = (snap: RouteView, input: Partial<DesiredInput> = {}): DesiredState =>
-  desiredState({ view: snap, vni: VNI, podGateway: POD_GATEWAY, ...input });
+const byText = <T>(items: Iterable<T>): string[] => [...items].map((i) => JSON.stringify(i)).sort();
+
+/** The whole-view state, after checking that the incremental state built from the view has the same entries. */
+function desired(snap: RouteView, input: Partial<DesiredInput> = {}): DesiredState {
+  const state = desiredState({ view: snap, vni: VNI, podGateway: POD_GATEWAY, ...input });
+  if (snap.ourRoute !== undefined) {
+    const model = new IncrementalDesired(input.vni ?? VNI);
+    model.update(snap.ourRoute, snap, { full: true, dsts: new Set() }, input.podGateway ?? POD_GATEWAY);
+    assert.deepEqual(byText(model.routes.values()), byText(state.routes), "incremental routes");
+    assert.deepEqual(byText(model.neighbours.values()), byText(state.neighbours), "incremental neighbours");
+    assert.deepEqual(byText(model.fdb.values()), byText(state.fdb), "incremental FDB entries");
+    assert.deepEqual(model.counts.skipped, state.skipped, "incremental skipped counts");
+  }
+  return state;
+}
 
 /** Where each node MAC's VXLAN packets go. */
 const fdbOf = (state: DesiredState): Record<string, string> =>
@@ -261,6 +277,22 @@ describe("desired return path", () => {
     );
     assert.equal(state.ourRouteSeen, false);
     assert.deepEqual([state.neighbours, state.fdb, state.routes], [[], [], []]);
+  });
+
+  it("one kernel route written two ways: the first in dst order gets it, the other is conflicting", () => {
+    const state = desired(
+      snapshot({
+        ours: ourRoute(),
+        workloads: [
+          workload("198.51.100.5/26", "node-a", "198.18.0.3"),
+          workload("198.51.100.0/26", "node1", "198.18.0.1"),
+        ],
+      }),
+    );
+    assert.deepEqual(state.routes, [{ dst: "198.51.100.0/26", via: "198.18.0.1", dev: "vxlan0" }]);
+    assert.deepEqual(state.neighbours, [{ ip: "198.18.0.1", mac: NODE_MAC.node1 }]);
+    assert.equal(state.skipped.conflicting, 1);
+    assert.equal(state.nodes, 2, "node-a still has its FDB entry: its node IP is its own");
   });
 
   it("CIDRs are normalised the way the kernel stores them", () => {

@@ -93,9 +93,9 @@ export function createReturnPath(options: ReturnPathOptions): ReturnPath {
     resyncIntervalMs: options.resyncIntervalMs ?? 60_000, // 60 s
     backoffInitialMs: options.backoffInitialMs ?? 100, // 100 ms
     backoffMaxMs: options.backoffMaxMs ?? 10_000, // 10 s
-    // A pass computes and diffs the whole view on the event loop: back to back
-    // during a burst of 30,000 messages that was about 20 of them, starving the
-    // stream and /readiness. A change after a quiet spell still goes at once.
+    // Each pass runs `ip` and `bridge` once: during a burst of 30,000 messages,
+    // passes back to back would start them for a handful of changes each. A
+    // change after a quiet spell still goes at once.
     burstGapMs: options.burstGapMs ?? 250, // 250 ms
   };
   const kernel = createKernel({ vni, netns: options.netns, run: options.run });
