@@ -13,6 +13,12 @@
 // /readiness answered throughout.
 //   npm run build && node --import tsx bench/agent-chaos.ts [--runs 3] [--routes 30000] [--nodes 3000]
 //                                                           [--keep 10] [--flaps 5000] [--flap-ms 2000]
+//                                                           [--cpu-prof 1]
+// --cpu-prof 1 runs the gateway under V8's CPU profiler and prints where its CPU
+// went (the profile inflates the timings: profile and time in separate runs).
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runCommand } from "../src/exec/run-command.js";
 import { nodeMac } from "../src/pod-network/mac.js";
@@ -30,6 +36,7 @@ import {
 import type { AgentStream, FakeRoute } from "../lab/fake-agent.js";
 import type { Namespace } from "../lab/netns.js";
 import { sweepCrashedRuns } from "../lab/sweep.js";
+import { profilerEnv, topSelfTime } from "./support/cpu-profile.js";
 import { fixed, integerFlags, loadLine, median, table, verdict } from "./support/report.js";
 
 const flags = integerFlags({
@@ -39,6 +46,7 @@ const flags = integerFlags({
   keep: 10,
   flaps: 5_000,
   "flap-ms": 2_000,
+  "cpu-prof": 0,
 });
 const TARGET = { convergeMs: 5_000, rssBytes: 250e6 };
 /** Flaps go out in batches this often, so that they spread over --flap-ms. */
@@ -139,7 +147,9 @@ async function converge(
 async function oneRun(run: number): Promise<RunResult> {
   const fleet = fleetRoutes(flags.routes, flags.nodes);
   const all = flaps(flags.flaps, flags.nodes, flags.nodes, 11 + run);
-  const lab = await startChaosLab("chaosbench", { env: { LOG_SEVERITY: "warn" } });
+  const profileDir = flags["cpu-prof"] ? mkdtempSync(join(tmpdir(), "egt-chaos-prof-")) : undefined;
+  const profiling = profileDir === undefined ? {} : profilerEnv(profileDir);
+  const lab = await startChaosLab("chaosbench", { env: { LOG_SEVERITY: "warn", ...profiling } });
   try {
     const stream: AgentStream = await lab.agent.waitForStream(1, 15_000);
     const batchMs = await baseline(lab, fleet, all);
@@ -176,9 +186,11 @@ async function oneRun(run: number): Promise<RunResult> {
 
     const polled = await poll.stop();
     const alive = lab.gateway.child.exitCode === null;
+    const peak = alive ? peakRssBytes(lab.gateway.child.pid!) : NaN;
+    if (profileDir !== undefined) await reportProfile(lab, profileDir);
     return {
       phases: { snapshot, removals, flaps: flapped },
-      peakRssBytes: alive ? peakRssBytes(lab.gateway.child.pid!) : NaN,
+      peakRssBytes: peak,
       answered: polled.answered,
       sent: polled.sent,
       slowestMs: polled.slowestMs,
@@ -190,6 +202,19 @@ async function oneRun(run: number): Promise<RunResult> {
 }
 
 const ms = (n: number): string => `${Math.round(n)} ms`;
+
+/** Ends the gateway so that V8 writes its profile (a second SIGTERM exits at once), and prints the top of it. */
+async function reportProfile(lab: ChaosLab, dir: string): Promise<void> {
+  lab.gateway.signal("SIGTERM");
+  await sleep(200);
+  lab.gateway.signal("SIGTERM");
+  await lab.gateway.exited;
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))) {
+    const { totalMs, lines } = topSelfTime(join(dir, file));
+    console.log(`gateway CPU profile ${join(dir, file)}: ${ms(totalMs)} sampled; by self time:`);
+    console.log(table(lines.map((l) => [`  ${l.name}`, ms(l.selfMs), `${fixed(l.share * 100)} %`])));
+  }
+}
 const spread = (values: readonly number[], show: (n: number) => string): string =>
   values.length > 1 ? `${show(Math.min(...values))} .. ${show(Math.max(...values))}` : "";
 const mib = (bytes: number): string => `${fixed(bytes / 2 ** 20)} MiB`;
