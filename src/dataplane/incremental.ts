@@ -51,6 +51,12 @@ interface NodeEntry {
   readonly exitKey: string | undefined;
 }
 
+interface Touched {
+  readonly routes: Set<string>;
+  readonly neighbours: Set<string>;
+  readonly fdb: Set<string>;
+}
+
 interface Dirty {
   readonly nodeIps: Set<number>;
   readonly nodes: Set<string>;
@@ -65,6 +71,47 @@ const first = (
   for (const c of candidates) if (eligible(c) && (best === undefined || comesBefore(c, best))) best = c;
   return best;
 };
+
+const NONE: readonly never[] = [];
+
+/**
+ * Values by key; a key with one value (most: one workload per kernel dst, per
+ * node IP a node's few) holds it without a Set, which at 30,000 routes was
+ * most of a rebuild's garbage.
+ */
+class Index<K, V extends object> {
+  private readonly map = new Map<K, V | Set<V>>();
+
+  get(key: K): Iterable<V> {
+    const held = this.map.get(key);
+    return held === undefined ? NONE : held instanceof Set ? held : [held];
+  }
+
+  keys(): Iterable<K> {
+    return this.map.keys();
+  }
+
+  add(key: K, value: V): void {
+    const held = this.map.get(key);
+    if (held === undefined) this.map.set(key, value);
+    else if (held instanceof Set) held.add(value);
+    else this.map.set(key, new Set([held, value]));
+  }
+
+  delete(key: K, value: V): void {
+    const held = this.map.get(key);
+    if (held === value) {
+      this.map.delete(key);
+    } else if (held instanceof Set) {
+      held.delete(value);
+      if (held.size === 1) this.map.set(key, held.values().next().value!);
+    }
+  }
+
+  clear(): void {
+    this.map.clear();
+  }
+}
 
 function addTo<K, V>(index: Map<K, Set<V>>, key: K, value: V): void {
   const set = index.get(key);
@@ -96,12 +143,12 @@ export class IncrementalDesired implements KeyedEntries {
   /** Every remote workload absorbed, by the store's dst. */
   private readonly workloads = new Map<string, KeptRoute>();
   private readonly candidates = new Map<string, Candidate>();
-  private readonly byNodeIp = new Map<number, Set<Candidate>>();
-  private readonly byNode = new Map<string, Set<Candidate>>();
-  private readonly byKey = new Map<string, Set<Candidate>>();
+  private readonly byNodeIp = new Index<number, Candidate>();
+  private readonly byNode = new Index<string, Candidate>();
+  private readonly byKey = new Index<string, Candidate>();
   /** Usable tunnels (an IPv4 /32 with a tunnel type), by the store's dst. */
   private readonly tunnels = new Map<string, Tunnel>();
-  private readonly tunnelsByNode = new Map<string, Set<Tunnel>>();
+  private readonly tunnelsByNode = new Index<string, Tunnel>();
   private readonly owners = new Map<number, string>();
   /** Nodes with an FDB entry. */
   private readonly nodes = new Map<string, NodeEntry>();
@@ -138,7 +185,9 @@ export class IncrementalDesired implements KeyedEntries {
       this.absorbWorkload(dst, view.remoteWorkloads.get(dst), dirty);
       this.absorbTunnel(dst, view.tunnels.get(dst), dirty);
     }
-    return this.settle(dirty);
+    const touched: Touched = { routes: new Set(), neighbours: new Set(), fdb: new Set() };
+    this.settle(dirty, touched);
+    return touched;
   }
 
   /** Without our route nothing is known (desired.ts): the next update rebuilds from the whole view. */
@@ -158,7 +207,7 @@ export class IncrementalDesired implements KeyedEntries {
     const dirty: Dirty = { nodeIps: new Set(), nodes: new Set(), keys: new Set() };
     for (const [dst, route] of view.remoteWorkloads) this.absorbWorkload(dst, route, dirty);
     for (const [dst, route] of view.tunnels) this.absorbTunnel(dst, route, dirty);
-    this.settle(dirty);
+    this.settle(dirty, undefined);
   }
 
   /** A candidate, or why the route is left out (desired.ts has the same order of checks). */
@@ -183,9 +232,9 @@ export class IncrementalDesired implements KeyedEntries {
         this.skipped[this.classify(dst, old) as Exclude<SkipReason, "conflicting">]--;
       } else {
         this.candidates.delete(dst);
-        removeFrom(this.byNodeIp, c.nodeIp, c);
-        removeFrom(this.byNode, c.node, c);
-        removeFrom(this.byKey, c.key, c);
+        this.byNodeIp.delete(c.nodeIp, c);
+        this.byNode.delete(c.node, c);
+        this.byKey.delete(c.key, c);
         if (c.routed) this.routed--;
         dirty.nodeIps.add(c.nodeIp);
         dirty.nodes.add(c.node);
@@ -200,9 +249,9 @@ export class IncrementalDesired implements KeyedEntries {
       return;
     }
     this.candidates.set(dst, c);
-    addTo(this.byNodeIp, c.nodeIp, c);
-    addTo(this.byNode, c.node, c);
-    addTo(this.byKey, c.key, c);
+    this.byNodeIp.add(c.nodeIp, c);
+    this.byNode.add(c.node, c);
+    this.byKey.add(c.key, c);
     dirty.nodeIps.add(c.nodeIp);
     dirty.nodes.add(c.node);
     dirty.keys.add(c.key);
@@ -215,36 +264,39 @@ export class IncrementalDesired implements KeyedEntries {
     if (old === undefined && !usable) return;
     if (old !== undefined) {
       this.tunnels.delete(dst);
-      removeFrom(this.tunnelsByNode, old.route.dstNodeName, old);
+      this.tunnelsByNode.delete(old.route.dstNodeName, old);
       dirty.nodes.add(old.route.dstNodeName);
     }
     if (usable && route.cidr.family === 4) {
       const tunnel: Tunnel = { address: route.cidr.network, route };
       this.tunnels.set(dst, tunnel);
-      addTo(this.tunnelsByNode, route.dstNodeName, tunnel);
+      this.tunnelsByNode.add(route.dstNodeName, tunnel);
       dirty.nodes.add(route.dstNodeName);
     }
   }
 
-  /** Recomputes what the dirty node IPs, nodes and kernel dsts decide, in dependency order. */
-  private settle(dirty: Dirty): TouchedKeys {
+  /**
+   * Recomputes what the dirty node IPs, nodes and kernel dsts decide, in
+   * dependency order, noting the keys it recomputed in `touched` (none after a
+   * rebuild: every key is).
+   */
+  private settle(dirty: Dirty, touched: Touched | undefined): void {
     const ours = this.ours!;
-    const touched = { routes: new Set<string>(), neighbours: new Set<string>(), fdb: new Set<string>() };
     const neighbourIps = new Set(dirty.nodeIps);
 
     for (const ip of dirty.nodeIps) {
-      const owner = first(this.byNodeIp.get(ip) ?? [], () => true)?.node;
+      const owner = first(this.byNodeIp.get(ip), () => true)?.node;
       if (owner === this.owners.get(ip)) continue;
       if (owner === undefined) this.owners.delete(ip);
       else this.owners.set(ip, owner);
-      for (const c of this.byNodeIp.get(ip) ?? []) {
+      for (const c of this.byNodeIp.get(ip)) {
         dirty.nodes.add(c.node);
         dirty.keys.add(c.key);
       }
     }
 
     if (dirty.nodes.has(ours.dstNodeName)) {
-      const wireguard = [...(this.tunnelsByNode.get(ours.dstNodeName) ?? [])].some(
+      const wireguard = [...this.tunnelsByNode.get(ours.dstNodeName)].some(
         (t) => t.route.tunnelType?.wireguard,
       );
       if (wireguard !== this.ourWireguard) {
@@ -257,7 +309,7 @@ export class IncrementalDesired implements KeyedEntries {
 
     for (const key of dirty.keys) {
       const exit = this.exits.has(key);
-      const group = this.byKey.get(key) ?? [];
+      const group = this.byKey.get(key);
       const winner = exit ? undefined : first(group, (c) => this.owners.get(c.nodeIp) === c.node);
       for (const c of group) {
         if (c.routed === (c === winner)) continue;
@@ -270,37 +322,36 @@ export class IncrementalDesired implements KeyedEntries {
       const current = this.routes.get(key);
       if (via === undefined) this.routes.delete(key);
       else if (current?.via !== via || current.dev !== dev) this.routes.set(key, { dst: key, via, dev });
-      touched.routes.add(key);
+      touched?.routes.add(key);
     }
 
     for (const nodeIp of neighbourIps) {
       const ip = formatIpv4(nodeIp);
       const owner = this.owners.get(nodeIp);
-      const used = first(this.byNodeIp.get(nodeIp) ?? [], (c) => c.routed) !== undefined;
+      const used = first(this.byNodeIp.get(nodeIp), (c) => c.routed) !== undefined;
       if (owner === undefined || !used) this.neighbours.delete(ip);
       else if (this.neighbours.get(ip)?.mac !== nodeMac(owner))
         this.neighbours.set(ip, { ip, mac: nodeMac(owner) });
-      touched.neighbours.add(ip);
+      touched?.neighbours.add(ip);
     }
-    return touched;
   }
 
-  private settleNode(node: string, dirty: Dirty, touched: { fdb: Set<string> }): void {
+  private settleNode(node: string, dirty: Dirty, touched: Touched | undefined): void {
     const entry = this.nodes.get(node);
-    const firstOwned = first(this.byNode.get(node) ?? [], (c) => this.owners.get(c.nodeIp) === node);
+    const firstOwned = first(this.byNode.get(node), (c) => this.owners.get(c.nodeIp) === node);
     let exitKey: string | undefined;
     if (firstOwned === undefined) {
       if (entry !== undefined) {
         this.nodes.delete(node);
         this.fdb.delete(entry.mac);
-        touched.fdb.add(entry.mac);
+        touched?.fdb.add(entry.mac);
       }
     } else {
       const mac = entry?.mac ?? nodeMac(node);
-      const tunnel = chooseTunnel([...(this.tunnelsByNode.get(node) ?? [])], this.ours!, this.ourWireguard);
+      const tunnel = chooseTunnel([...this.tunnelsByNode.get(node)], this.ours!, this.ourWireguard);
       const dst = tunnel === undefined ? firstOwned.route.dstNodeIp : formatIpv4(tunnel.address);
       if (this.fdb.get(mac)?.dst !== dst) this.fdb.set(mac, { mac, dst, vni: this.vni });
-      touched.fdb.add(mac);
+      touched?.fdb.add(mac);
       exitKey = tunnel === undefined ? undefined : `${dst}/32`;
       if (entry === undefined || entry.exitKey !== exitKey) this.nodes.set(node, { mac, exitKey });
     }
