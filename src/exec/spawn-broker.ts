@@ -60,7 +60,8 @@ export interface SpawnBrokerState {
 // V8 helper thread. A command whose output outgrew the old space would kill
 // the broker, which then counts as a failed command and a restart.
 const BROKER_FLAGS = ["--max-old-space-size=64", "--max-semi-space-size=1", "--v8-pool-size=1"];
-const READY_TIMEOUT_MS = 10_000; // 10 s
+// Generous: a Node start took up to 10 s here on a loaded machine; commands wait for it meanwhile.
+const READY_TIMEOUT_MS = 30_000; // 30 s
 const STOP_GRACE_MS = 2_000; // 2 s for commands in flight, then as long again for the exit
 
 /** The broker as built beside this file: dist/ in production; the sources under tsx in tests and benchmarks. */
