@@ -19,6 +19,7 @@ import type { ReadinessView } from "../readiness/readiness.js";
 import { connectionBound, FD_RESERVE, openFilesLimit } from "./fd-limit.js";
 import { LIVENESS, readinessAnswers, TEXT, type Answer, type ReadinessAnswers } from "./health-answers.js";
 import { HealthConnections, type ConnectionStats, type ShedReason } from "./health-connections.js";
+import { disarmParser } from "./parser-disarm.js";
 
 /** What an operator tunes (HEALTH_MAX_CONNECTIONS, HEALTH_HEADER_TIMEOUT, HEALTH_KEEPALIVE_TIMEOUT). */
 export interface HealthLimits {
@@ -178,10 +179,12 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
   server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION;
   server.setTimeout(CONNECTION_TIMEOUT_MS);
   // Past the limit Node answers each further pipelined request 503, which
-  // costs as much as answering it; the connection is closed instead.
+  // costs as much as answering it; the connection is closed instead, and the
+  // rest of what it sent is not parsed (./parser-disarm.ts).
   server.on("dropRequest", (_req: IncomingMessage, socket: Socket) => {
     if (socket.destroyed) return;
     connections.countShed("requests_per_connection");
+    disarmParser(socket);
     socket.destroy();
   });
   server.on("connection", (socket: Socket) => {
