@@ -139,6 +139,7 @@ function runRow(label: string, r: AbuseRunResult): string[] {
     percent(r.attackCoreShare),
     String(r.attacker.heldPeak),
     `${r.fdsBefore}/${r.fdsPeak}/${r.fdsAfter}`,
+    `${r.socketsBefore}/${r.socketsAfter}`,
     fixed(r.settleMs / 1000, 1),
     mebibytes(r.rssAtStopBytes - r.rssBeforeBytes),
     `${mebibytes(r.rssAfterBytes - r.rssBeforeBytes)} @${fixed(r.rssSettleMs / 1000, 0)} s`,
@@ -180,6 +181,7 @@ async function main(): Promise<void> {
     "gw CPU",
     "attacker held",
     "fds before/peak/after",
+    "sockets before/after",
     "settle s",
     "RSS +at stop",
     "RSS growth",
@@ -218,13 +220,13 @@ async function main(): Promise<void> {
       ],
       [
         c.name,
-        "fds after - before",
+        "sockets after - before",
         spread(
-          results.map((r) => r.fdsAfter - r.fdsBefore),
+          results.map((r) => r.socketsAfter - r.socketsBefore),
           0,
         ),
         "<= 0",
-        verdict(results.every((r) => r.fdsAfter <= r.fdsBefore)),
+        verdict(results.every((r) => r.socketsAfter <= r.socketsBefore)),
       ],
       [
         c.name,

@@ -3,7 +3,7 @@
 // the baseline, then the same probe while lab/health-attack.ts attacks from
 // another address, then the attacker gone and the gateway's open fds and RSS
 // read again once its timeouts have closed what the attack left.
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { spawnAttack, type AttackCounts, type AttackPlan } from "./health-attack.js";
@@ -57,7 +57,10 @@ export interface AbuseRunResult {
   readonly fdsBefore: number;
   readonly fdsPeak: number;
   readonly fdsAfter: number;
-  /** From the attacker's exit to the fds back at the baseline (or the settle timeout). */
+  /** Socket descriptors before the attack and after it (./openSockets). */
+  readonly socketsBefore: number;
+  readonly socketsAfter: number;
+  /** From the attacker's exit to the sockets back at the baseline (or the settle timeout). */
   readonly settleMs: number;
   readonly rssBeforeBytes: number;
   readonly rssPeakBytes: number;
@@ -86,6 +89,26 @@ function cpuTicks(pid: number): number {
 const TICKS_PER_SECOND = 100;
 
 export const openFds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+
+/**
+ * The process's socket descriptors: what the attack opens and what must come
+ * back to the baseline. The other descriptors come and go on their own
+ * schedules (the telemetry worker's threads start after the first refresh and
+ * again after a read missed its deadline; the spawn broker's pipes after a
+ * restart), so a total taken during the baseline can differ from one taken
+ * later with nothing leaked.
+ */
+export function openSockets(pid: number): number {
+  let sockets = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith("socket:")) sockets++;
+    } catch {
+      // closed between the listing and the read
+    }
+  }
+  return sockets;
+}
 
 export function rssOf(pid: number): number {
   const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -138,6 +161,7 @@ async function measured(
   await sleep(options.baselineMs);
   const baseline = summarise(await quiet.stop());
   const fdsBefore = openFds(pid);
+  const socketsBefore = openSockets(pid);
   const rssBeforeBytes = rssOf(pid);
 
   let fdsPeak = fdsBefore;
@@ -169,11 +193,16 @@ async function measured(
 
   const stoppedAt = performance.now();
   const rssAtStopBytes = isAlive(pid) ? rssOf(pid) : 0;
-  let fdsAfter = isAlive(pid) ? openFds(pid) : 0;
-  while (isAlive(pid) && fdsAfter > fdsBefore && performance.now() - stoppedAt < options.settleTimeoutMs) {
+  let socketsAfter = isAlive(pid) ? openSockets(pid) : 0;
+  while (
+    isAlive(pid) &&
+    socketsAfter > socketsBefore &&
+    performance.now() - stoppedAt < options.settleTimeoutMs
+  ) {
     await sleep(SAMPLE_MS);
-    fdsAfter = openFds(pid);
+    socketsAfter = openSockets(pid);
   }
+  const fdsAfter = isAlive(pid) ? openFds(pid) : 0;
   const settleMs = performance.now() - stoppedAt;
   let rssAfterBytes = isAlive(pid) ? rssOf(pid) : 0;
   while (
@@ -192,6 +221,8 @@ async function measured(
     fdsBefore,
     fdsPeak,
     fdsAfter,
+    socketsBefore,
+    socketsAfter,
     settleMs,
     rssBeforeBytes,
     rssPeakBytes,
