@@ -48,8 +48,6 @@ try {
 } catch (error) {
   exitOnStartFailure(log, error);
 }
-log.info({ drainMs: config.drainMs }, "gateway started");
-
 let terminating = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {
@@ -85,6 +83,10 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       });
   });
 }
+// Announced once the handlers above are in place: a SIGTERM sent on seeing
+// this line (a test, a supervisor) must drain, not find the default action
+// and end the process without a word (CI hit that window under load).
+log.info({ drainMs: config.drainMs }, "gateway started");
 
 function exitOnStartFailure(log: Logger, error: unknown): never {
   const code = (error as { code?: unknown }).code;
