@@ -13,23 +13,23 @@ import {
 
 export { NO_ROUTE_TYPES };
 
+/** A decoded route with every field at its "absent" value but `dst` and `fields`, as the agent sends it. */
+export const plainRoute = (dst: string, fields: Partial<Route> = {}): Route => ({
+  dst,
+  types: NO_ROUTE_TYPES,
+  poolType: "VXLAN",
+  dstNodeName: "",
+  dstNodeIp: "",
+  sameSubnet: false,
+  natOutgoing: false,
+  localWorkload: false,
+  tunnelType: undefined,
+  borrowed: false,
+  ...fields,
+});
+
 export function routeOf(dst: string, fields: Partial<Route> = {}): KeptRoute {
-  const checked = checkRoute(
-    {
-      dst,
-      types: NO_ROUTE_TYPES,
-      poolType: "VXLAN",
-      dstNodeName: "",
-      dstNodeIp: "",
-      sameSubnet: false,
-      natOutgoing: false,
-      localWorkload: false,
-      tunnelType: undefined,
-      borrowed: false,
-      ...fields,
-    },
-    undefined,
-  );
+  const checked = checkRoute(plainRoute(dst, fields), undefined);
   if (!checked.ok) throw new Error(`route fixture ${dst}: ${checked.detail}`);
   return checked.route;
 }

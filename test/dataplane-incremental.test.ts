@@ -13,6 +13,7 @@ import { describe, it } from "node:test";
 
 import fc from "fast-check";
 
+import { plainRoute } from "../lab/routes.js";
 import { desiredState } from "../src/dataplane/desired.js";
 import { DataplaneApplyError } from "../src/dataplane/errors.js";
 import { IncrementalDesired } from "../src/dataplane/incremental.js";
@@ -51,18 +52,7 @@ const tunnelType = fc.option(
   },
 );
 
-const route = (fields: Partial<Route> & { dst: string }): Route => ({
-  types: NO_ROUTE_TYPES,
-  poolType: "VXLAN",
-  dstNodeName: "",
-  dstNodeIp: "",
-  sameSubnet: false,
-  natOutgoing: false,
-  localWorkload: false,
-  tunnelType: undefined,
-  borrowed: false,
-  ...fields,
-});
+const route = ({ dst, ...fields }: Partial<Route> & { dst: string }): Route => plainRoute(dst, fields);
 
 const workload = fc
   .record({

@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 
 import fc from "fast-check";
 
+import { plainRoute } from "../lab/routes.js";
 import { desiredState } from "../src/dataplane/desired.js";
 import { cidrContains, parseIpv4Cidr } from "../src/ip/cidr.js";
 import { formatIpv4, parseIpv4 } from "../src/ip/ipv4.js";
@@ -20,19 +21,13 @@ const OUR_IP = "198.51.100.66";
 const OUR = parseIpv4(OUR_IP)!;
 const POD_GATEWAY = "169.254.1.1";
 
-const base = (fields: Partial<Route>): Route => ({
-  dst: "198.19.0.0/26",
-  types: { ...NO_ROUTE_TYPES, remoteWorkload: true },
-  poolType: "VXLAN",
-  dstNodeName: "node-b",
-  dstNodeIp: "198.18.0.2",
-  sameSubnet: false,
-  natOutgoing: false,
-  localWorkload: false,
-  tunnelType: undefined,
-  borrowed: false,
-  ...fields,
-});
+const base = (fields: Partial<Route>): Route =>
+  plainRoute("198.19.0.0/26", {
+    types: { ...NO_ROUTE_TYPES, remoteWorkload: true },
+    dstNodeName: "node-b",
+    dstNodeIp: "198.18.0.2",
+    ...fields,
+  });
 const tunnel = (dst: string, fields: Partial<Route> = {}): Route =>
   base({
     dst,
