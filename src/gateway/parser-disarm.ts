@@ -9,9 +9,9 @@
 // second against 144 with no pipelined flood) and most of kubelet's p99.
 //
 // Node offers no public way to stop a parser mid-read, so the parser's
-// JavaScript callbacks (a documented-in-source part of node:http's parser,
-// stable since Node 12) are swapped for no-ops and put back when the socket
-// closes. Node's own close handler returns the parser to its pool first, and
+// JavaScript callbacks (node:http internals: the slots named by the parser
+// class's kOn* constants, as in Node 20) are swapped for no-ops and put back
+// when the socket closes. Node's own close handler returns the parser to its pool first, and
 // ours runs right after it in the same 'close' emit, before anything can take
 // the parser out again. Where the parser is not there (a future Node), nothing
 // is swapped and the connection is just closed, as before.
